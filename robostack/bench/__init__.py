@@ -1,0 +1,1 @@
+"""Benchmarks behind ``robostack bench ...``: each prints its numbers (JSON with ``--json``)."""
