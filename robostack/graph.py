@@ -399,15 +399,35 @@ def _check_cycles(nodes: Mapping[str, NodeConfig], problems: list[str]) -> None:
                 periodic = True  # already reported
             triggers = [i for i in cfg.inputs if cfg.cls.inputs[i].trigger]
             sources = [cfg.inputs[i]["from"].partition("/")[0] for i in triggers]
-            if periodic or not cfg.cls.inputs or any(s in can_run or s not in nodes for s in sources):
+            if periodic or not sources or any(s in can_run or s not in nodes for s in sources):
                 can_run.add(cfg.name)
                 changed = True
-    stuck = [n for n in nodes if n not in can_run]
+    stuck = [n for n in nodes if n not in can_run and _on_trigger_cycle(n, nodes)]
     if stuck:
         problems.append(
             f"nodes {stuck} can never start: they are event-driven and only triggered by each other "
             "(a cycle with no periodic node in it)"
         )
+
+
+def _on_trigger_cycle(start: str, nodes: Mapping[str, NodeConfig]) -> bool:
+    """True if ``start`` is reachable from itself along trigger links (upstream direction)."""
+    seen: set[str] = set()
+    frontier = [start]
+    while frontier:
+        cfg = nodes.get(frontier.pop())
+        if cfg is None:
+            continue
+        for i, link in cfg.inputs.items():
+            src = link["from"].partition("/")[0]
+            if not cfg.cls.inputs[i].trigger:
+                continue
+            if src == start:
+                return True
+            if src not in seen:
+                seen.add(src)
+                frontier.append(src)
+    return False
 
 
 def _curve_from(raw: Any) -> dict[str, CurveConfig] | None:

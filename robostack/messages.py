@@ -83,12 +83,15 @@ def make(
     meta: Mapping[str, Any] | None = None,
     codecs: Mapping[str, str] | None = None,
 ) -> Message:
-    """Build a message stamped now unless a capture ``stamp_ns`` is given."""
+    """Build a message stamped now unless a capture ``stamp_ns`` is given; ``wall_ns`` is the
+    wall-clock time of that same capture instant."""
+    mono, wall = now_ns(), wall_ns()
+    stamp = mono if stamp_ns is None else int(stamp_ns)
     return Message(
         topic=topic,
         arrays=dict(arrays or {}),
-        stamp_ns=now_ns() if stamp_ns is None else int(stamp_ns),
-        wall_ns=wall_ns(),
+        stamp_ns=stamp,
+        wall_ns=wall - (mono - stamp),
         src=src,
         meta=dict(meta or {}),
         codecs=dict(codecs or {}),
@@ -102,7 +105,7 @@ def _wire_array(name: str, array: Any) -> np.ndarray:
         raise MessageError("dtype", f"array {name!r} has dtype {array.dtype} that the wire cannot carry")
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array)
+    return np.require(array, requirements="C")  # ascontiguousarray would make 0-d arrays 1-d
 
 
 def encode(msg: Message, jpeg_quality: int = 90) -> list:

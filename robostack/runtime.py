@@ -80,10 +80,11 @@ class NodeSpec:
 class NodeRunner:
     """Drives a node: ports, ``setup``, the loop, stats publishing, ``close``."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, period_window: int = 5000, spin_s: float = 0.001) -> None:
         self.node = node
         self.rate_hz = node.rate_hz_of(node.params)
-        self.period_error_us = Window(5000)
+        self.spin_s = spin_s
+        self.period_error_us = Window(period_window)
         self.step_ms = Window(2000)
         self.steps = 0
         self.overruns = 0
@@ -131,7 +132,7 @@ class NodeRunner:
             self.publish_stats(t1)
 
     def _run_periodic(self, hz: float) -> None:
-        rate = Rate(hz)
+        rate = Rate(hz, spin_s=self.spin_s)
         coarse_ns = 50_000_000  # sleep in slices so a stop request is seen quickly at low rates
         while not self.node.stop_requested:
             while rate.remaining_ns() > coarse_ns + rate.spin_ns and not self.node.stop_requested:

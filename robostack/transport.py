@@ -16,6 +16,7 @@ links may require CURVE authentication (:class:`CurveConfig`, keys from ``robost
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import struct
 import threading
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
 import zmq
+import zmq.auth
 
 from robostack import messages
 from robostack.clock import now_ns, wall_ns
@@ -57,8 +59,6 @@ _auth_lock = threading.Lock()
 
 
 def _load_secret(path: str) -> tuple[bytes, bytes]:
-    import zmq.auth
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"CURVE key file not found: {path}")
     public, secret = zmq.auth.load_certificate(path)
@@ -72,27 +72,32 @@ def _apply_curve(sock: zmq.Socket, curve: CurveConfig | None, server: bool) -> N
         return
     if not zmq.has("curve"):
         raise RuntimeError("this libzmq was built without CURVE support")
-    import zmq.auth
 
     public, secret = _load_secret(curve.secret_key_file)
     sock.curve_publickey = public
     sock.curve_secretkey = secret
     if server:
-        if curve.authorized_keys_dir is not None:
-            _start_authenticator(sock.context, curve.authorized_keys_dir)
+        # ZAP is per context: give each server socket its own domain so one process can hold
+        # servers with different authorized-key sets (and open ones) side by side.
+        keys_dir = curve.authorized_keys_dir
+        domain = "rs-any" if keys_dir is None else "rs-" + hashlib.sha1(str(Path(keys_dir).resolve()).encode()).hexdigest()[:12]
+        _configure_authenticator(sock.context, domain, keys_dir)
+        sock.zap_domain = domain.encode()
         sock.curve_server = True
     else:
         if curve.server_public_key_file is None:
             raise ValueError("a connecting CURVE socket needs server_public_key_file")
+        if not Path(curve.server_public_key_file).is_file():
+            raise FileNotFoundError(f"CURVE server public key not found: {curve.server_public_key_file}")
         server_public, _ = zmq.auth.load_certificate(curve.server_public_key_file)
         sock.curve_serverkey = server_public
 
 
-def _start_authenticator(context: zmq.Context, keys_dir: str) -> None:
-    """One ZAP authenticator per context admits only the public keys found in ``keys_dir``."""
+def _configure_authenticator(context: zmq.Context, domain: str, keys_dir: str | None) -> None:
+    """Admit only the public keys in ``keys_dir`` on ``domain`` (any key when None)."""
     from zmq.auth.thread import ThreadAuthenticator
 
-    if not Path(keys_dir).is_dir():
+    if keys_dir is not None and not Path(keys_dir).is_dir():
         raise FileNotFoundError(f"CURVE authorized keys directory not found: {keys_dir}")
     with _auth_lock:
         auth = _authenticators.get(id(context))
@@ -100,7 +105,7 @@ def _start_authenticator(context: zmq.Context, keys_dir: str) -> None:
             auth = ThreadAuthenticator(context)
             auth.start()
             _authenticators[id(context)] = auth
-        auth.configure_curve(domain="*", location=str(keys_dir))
+        auth.configure_curve(domain=domain, location=zmq.auth.CURVE_ALLOW_ANY if keys_dir is None else str(keys_dir))
 
 
 def ipc_endpoint(run_dir: str | os.PathLike, name: str) -> str:
@@ -187,7 +192,7 @@ class Publisher:
         self.socket.send_multipart(frames, copy=False)
         self._seq += 1
         self.stats.sent += 1
-        self.stats.bytes += sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
+        self.stats.bytes += len(frames[1]) + msg.nbytes
         self._last_send_ns = now_ns()
         return msg
 
@@ -336,11 +341,11 @@ class Subscriber:
     def _pump(self) -> None:
         """Move everything waiting on the socket into the local buffer."""
         sock = self.socket
-        while True:
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+        if sock.closed:
+            return
+        # Checking EVENTS is ~2x cheaper than letting a NOBLOCK recv raise zmq.Again.
+        while sock.get(zmq.EVENTS) & zmq.POLLIN:
+            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             msg = self._accept(frames)
             if msg is None:
                 continue
