@@ -26,6 +26,7 @@ COMMAND_MODULES = (
 BENCHMARKS = {
     "transport": ("robostack.bench.transport", "message latency/throughput: robostack vs bare pyzmq vs pickle"),
     "timer": ("robostack.bench.timer", "period error of the node loop's drift-free timer at 100/500/1000 Hz"),
+    "graph": ("robostack.bench.graph", "6-node graph: startup, restart after SIGKILL, shutdown"),
     "executor": ("robostack.bench.executor", "action executor + safety layer at the servo rate"),
 }
 

@@ -184,8 +184,10 @@ class Launcher:
     def run(self) -> str:
         """Run the graph; returns why it ended: ``duration``, ``interrupt``, ``finished`` or
         ``failure``."""
-        prev_int = signal.signal(signal.SIGINT, self._on_signal)
-        prev_term = signal.signal(signal.SIGTERM, self._on_signal)
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:  # signal handlers can only be set there; embedders call request_stop()
+            prev_int = signal.signal(signal.SIGINT, self._on_signal)
+            prev_term = signal.signal(signal.SIGTERM, self._on_signal)
         self.started_ns = now_ns()
         live_ctx = None
         try:
@@ -224,9 +226,14 @@ class Launcher:
             for sub in self._stats_subs.values():
                 sub.close()
             shutil.rmtree(self.graph.run_dir, ignore_errors=True)
-            signal.signal(signal.SIGINT, prev_int)
-            signal.signal(signal.SIGTERM, prev_term)
+            if in_main:
+                signal.signal(signal.SIGINT, prev_int)
+                signal.signal(signal.SIGTERM, prev_term)
         return self._stop_reason or "interrupt"
+
+    def request_stop(self, reason: str = "interrupt") -> None:
+        """Stop the graph as Ctrl-C would (safe to call from another thread)."""
+        self._stop_reason = self._stop_reason or reason
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self._stop_reason is not None and signum == signal.SIGINT:
