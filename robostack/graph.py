@@ -25,7 +25,7 @@ from robostack.transport import CurveConfig, ipc_endpoint
 RestartPolicy = Literal["never", "on-failure", "always"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _SUBST_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_TOP_KEYS = {"name", "description", "args", "transport", "bind_host", "curve", "nodes"}
+_TOP_KEYS = {"name", "description", "args", "transport", "bind_host", "base_port", "curve", "nodes"}
 _NODE_KEYS = {
     "class", "params", "inputs", "restart", "max_restarts", "backoff_s", "critical",
     "shutdown_on_exit", "enabled", "host", "transport", "log_level", "doc",
@@ -266,7 +266,10 @@ def build(
     if run_dir is None:
         run_dir = Path(f"/tmp/robostack-{os.getuid()}") / f"{graph_name}-{os.getpid()}"
     curve = _curve_from(data.get("curve"))
-    specs, stats_eps = _resolve(nodes, Path(run_dir), data.get("bind_host", "127.0.0.1"), curve)
+    base_port = data.get("base_port")
+    if base_port is None and any(c.host not in LOCAL_HOSTS for c in nodes.values()):
+        raise GraphError(["nodes on other hosts need 'base_port' so every host derives the same tcp ports"], source)
+    specs, stats_eps = _resolve(nodes, Path(run_dir), data.get("bind_host", "127.0.0.1"), curve, base_port)
     return Graph(graph_name, nodes, specs, args, Path(run_dir), stats_eps, source)
 
 
@@ -450,11 +453,20 @@ def _free_tcp_port(host: str) -> int:
 
 
 def _resolve(
-    nodes: Mapping[str, NodeConfig], run_dir: Path, bind_host: str, curve: dict[str, CurveConfig] | None
+    nodes: Mapping[str, NodeConfig],
+    run_dir: Path,
+    bind_host: str,
+    curve: dict[str, CurveConfig] | None,
+    base_port: int | None,
 ) -> tuple[dict[str, NodeSpec], dict[str, str]]:
-    """Give every output (and each node's stats) an endpoint; wire inputs to them."""
+    """Give every output (and each node's stats) an endpoint; wire inputs to them. With
+    ``base_port``, tcp ports are ``base_port + i`` over outputs in sorted order, so launchers on
+    different hosts agree; without it, free local ports are picked."""
     bind_eps: dict[str, str] = {}
     connect_eps: dict[str, str] = {}
+    tcp_keys = sorted(
+        f"{c.name}/{out}" for c in nodes.values() if c.transport == "tcp" for out in [*c.cls.outputs, STATS_OUTPUT]
+    )
     for cfg in nodes.values():
         for out in [*cfg.cls.outputs, STATS_OUTPUT]:
             key = f"{cfg.name}/{out}"
@@ -462,10 +474,10 @@ def _resolve(
                 ep = ipc_endpoint(run_dir, f"{cfg.name}.{out}")
                 bind_eps[key] = connect_eps[key] = ep
             else:
-                host = bind_host if cfg.host in LOCAL_HOSTS else cfg.host
-                port = _free_tcp_port(bind_host) if cfg.host in LOCAL_HOSTS else 0
-                bind_eps[key] = f"tcp://{'*' if cfg.host not in LOCAL_HOSTS else bind_host}:{port}"
-                connect_eps[key] = f"tcp://{host}:{port}"
+                local = cfg.host in LOCAL_HOSTS
+                port = base_port + tcp_keys.index(key) if base_port is not None else _free_tcp_port(bind_host)
+                bind_eps[key] = f"tcp://{bind_host if local else '*'}:{port}"
+                connect_eps[key] = f"tcp://{bind_host if local else cfg.host}:{port}"
     specs: dict[str, NodeSpec] = {}
     for cfg in nodes.values():
         tcp_curve = curve if cfg.transport == "tcp" else None

@@ -73,6 +73,9 @@ class SafetyConfig:
     max_velocity: float | Sequence[float]
     max_acceleration: float | Sequence[float] | None = None
     servo_period_ns: int = 2_000_000
+    # Rate limits use the time since the previous step, at most this many servo periods, so a
+    # late tick moves as far as the elapsed time allows but a stall never licenses a big step.
+    max_step_periods: float = 2.0
     # A command further than this from the previous command (or the held position) is rejected
     # (None: no check).
     max_jump: float | Sequence[float] | None = None
@@ -123,6 +126,8 @@ class SafetyConfig:
         for name in ("servo_period_ns", "stop_after_ns"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SafetyConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.max_step_periods < 1:
+            raise ValueError(f"SafetyConfig.max_step_periods must be >= 1, got {self.max_step_periods}")
         if self.gap_threshold_ns < 0:
             raise ValueError(f"SafetyConfig.gap_threshold_ns must be >= 0, got {self.gap_threshold_ns}")
         if not 0 < self.slow_factor <= 1:
@@ -206,7 +211,9 @@ class SafetyLayer:
         if config.workspace_lower is not None:
             self._ws_lower = np.asarray(config.workspace_lower, dtype=np.float64)
             self._ws_upper = np.asarray(config.workspace_upper, dtype=np.float64)
-        self._dt = config.servo_period_ns / 1e9
+        self._period_s = config.servo_period_ns / 1e9
+        self._dt = self._period_s  # this step's rate-limit interval, see _begin_step
+        self._last_step_ns: int | None = None
         self.stats: Counter = Counter()
         self.events: deque[SafetyEvent] = deque(maxlen=config.event_history)
         self._state = SafetyState.IDLE
@@ -295,6 +302,12 @@ class SafetyLayer:
         measured = np.asarray(measured, dtype=np.float64)
         if measured.shape != (self._n,):
             raise ValueError(f"measured positions must have shape ({self._n},), got {measured.shape}")
+        if self._last_step_ns is None:
+            self._dt = self._period_s
+        else:
+            elapsed = (now_ns - self._last_step_ns) / 1e9
+            self._dt = min(max(elapsed, 1e-6), self.config.max_step_periods * self._period_s)
+        self._last_step_ns = now_ns
         reasons: list[str] = []
         if not np.all(np.isfinite(measured)):
             reasons.append("measured_non_finite")

@@ -260,9 +260,12 @@ def _real_time_run(args, recording, latency_ms: float, seconds: float, seed: int
 def _replay(args, recording, mode: str, blend_ms: float, latency_ms: float, seconds: float, seed: int) -> dict:
     """The real-time scenario on a synthetic clock: deterministic, same chunk sequence per seed."""
     from robostack.executor import ActionExecutor
+    from robostack.safety import SafetyLayer
 
     dt_ns = int(args.policy_dt_ms * 1e6)
     tick_ns = int(round(1e9 / args.rate))
+    safety = SafetyLayer(_safety_config(recording.samples.shape[1], args.rate))
+    measured = recording.at(0.0)
     latency_ns = int(latency_ms * 1e6)
     policy = _SimulatedPolicy(recording, args.horizon, dt_ns, args.bias, seed)
     executor = ActionExecutor(_executor_config(args, mode, blend_ms))
@@ -274,8 +277,11 @@ def _replay(args, recording, mode: str, blend_ms: float, latency_ms: float, seco
         if executor.wants_chunk(now):
             executor.note_request(now)
             in_flight.append((now + latency_ns, policy.act(now)))
-        executor.command(now)
-    return executor.stats.summary() | {"jumps": list(executor.stats.boundary_jumps)}
+        out = safety.step(now, executor.command(now), measured)
+        if out.positions is not None:
+            measured = out.positions
+    return executor.stats.summary() | {"jumps": list(executor.stats.boundary_jumps),
+                                       "safety_reasons": dict(safety.stats)}
 
 
 def _summary_ms(values_ns) -> dict:
@@ -334,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
             "naive_mean": float(n.mean()), "naive_max": float(n.max()),
             "ratio_mean": float(n.mean() / a.mean()), "ratio_max": float(n.max() / a.max()),
             "async_pauses": blended["pauses"], "naive_pauses": naive["pauses"],
+            # Ticks where the safety layer had to clamp the stream (start-up ramp included).
+            "async_safety_reasons": blended["safety_reasons"], "naive_safety_reasons": naive["safety_reasons"],
         }
 
     # 3. Synchronous receding horizon under the same latencies.

@@ -165,3 +165,26 @@ def test_all_problems_are_reported_at_once(tmp_path):
               b: {class: robostack.diagnostics:Probe}
         """), run_dir=tmp_path / "run")
     assert len(exc.value.problems) == 2
+
+
+def test_nodes_on_two_hosts_get_the_same_tcp_ports_on_both_launchers(tmp_path):
+    from robostack.graph import build
+
+    data = {"base_port": 47000, "nodes": {
+        "cam": {"class": "robostack.diagnostics:Pulse", "transport": "tcp"},
+        "probe": {"class": "robostack.diagnostics:Probe", "inputs": {"frames": "cam/out"}, "host": "gpubox", "transport": "tcp"},
+    }}
+    g = build(data, run_dir=tmp_path)
+    assert g.local_nodes() == ["cam"] and g.local_nodes("gpubox") == ["probe"]
+    ep = g.specs["cam"].wiring.outputs["out"].endpoint
+    assert ep.startswith("tcp://") and g.specs["probe"].wiring.inputs["frames"].endpoints == [ep]
+    # the remote node binds on all interfaces at a port both sides derive from base_port
+    assert g.specs["probe"].wiring.stats_endpoint.startswith("tcp://*:470")
+
+
+def test_other_hosts_without_base_port_are_refused(tmp_path):
+    from robostack.graph import build
+
+    data = {"nodes": {"cam": {"class": "robostack.diagnostics:Pulse", "host": "box", "transport": "tcp"}}}
+    with pytest.raises(GraphError, match="base_port"):
+        build(data, run_dir=tmp_path)
