@@ -68,3 +68,32 @@ class Policy(Protocol):
 
     def act(self, obs: Observation, stamp_ns: int) -> ActionChunk:
         """Return the chunk for the observation captured at ``stamp_ns``."""
+
+
+# --- on the wire ----------------------------------------------------------------------------
+# A chunk travels as a message with one array ``actions`` (H, D) float32 and its times in meta:
+# ``{"start_ns", "dt_ns", "obs_stamp_ns", ...}``; the message's capture stamp is obs_stamp_ns.
+
+
+def chunk_to_message_parts(chunk: ActionChunk) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """``(arrays, meta)`` to publish ``chunk`` with (stamp it with ``chunk.obs_stamp_ns``)."""
+    meta = {k: v for k, v in dict(chunk.meta).items() if k not in ("start_ns", "dt_ns", "obs_stamp_ns")}
+    meta.update(start_ns=int(chunk.start_ns), dt_ns=int(chunk.dt_ns), obs_stamp_ns=int(chunk.obs_stamp_ns))
+    return {"actions": np.asarray(chunk.actions, dtype=np.float32)}, meta
+
+
+def chunk_from_message(arrays: Mapping[str, np.ndarray], meta: Mapping[str, object]) -> ActionChunk:
+    """Rebuild a chunk from a received message; raises ``ValueError`` naming what is missing."""
+    if "actions" not in arrays:
+        raise ValueError("chunk message has no 'actions' array")
+    for key in ("start_ns", "dt_ns", "obs_stamp_ns"):
+        if type(meta.get(key)) is not int:
+            raise ValueError(f"chunk message meta needs integer {key!r}, got {meta.get(key)!r}")
+    extra = {k: v for k, v in meta.items() if k not in ("start_ns", "dt_ns", "obs_stamp_ns")}
+    return ActionChunk(
+        actions=np.array(arrays["actions"], dtype=np.float64),
+        start_ns=int(meta["start_ns"]),  # type: ignore[arg-type]
+        dt_ns=int(meta["dt_ns"]),  # type: ignore[arg-type]
+        obs_stamp_ns=int(meta["obs_stamp_ns"]),  # type: ignore[arg-type]
+        meta=extra,
+    )
