@@ -397,7 +397,9 @@ def _check_cycles(nodes: Mapping[str, NodeConfig], problems: list[str]) -> None:
             if cfg.name in can_run:
                 continue
             try:
-                periodic = cfg.cls.rate_hz_of(params_mod.build_params(cfg.cls.Params, cfg.params)) is not None
+                periodic = cfg.cls.free_running or (
+                    cfg.cls.rate_hz_of(params_mod.build_params(cfg.cls.Params, cfg.params)) is not None
+                )
             except params_mod.ParamError:
                 periodic = True  # already reported
             triggers = [i for i in cfg.inputs if cfg.cls.inputs[i].trigger]
@@ -478,6 +480,12 @@ def _resolve(
                 port = base_port + tcp_keys.index(key) if base_port is not None else _free_tcp_port(bind_host)
                 bind_eps[key] = f"tcp://{bind_host if local else '*'}:{port}"
                 connect_eps[key] = f"tcp://{bind_host if local else cfg.host}:{port}"
+    readers: dict[str, int] = {}
+    for cfg in nodes.values():
+        for link in cfg.inputs.values():
+            src_node = nodes[link["from"].partition("/")[0]]
+            if src_node.host == cfg.host or (src_node.host in LOCAL_HOSTS and cfg.host in LOCAL_HOSTS):
+                readers[link["from"]] = readers.get(link["from"], 0) + 1  # remote readers may start later
     specs: dict[str, NodeSpec] = {}
     for cfg in nodes.values():
         tcp_curve = curve if cfg.transport == "tcp" else None
@@ -494,7 +502,11 @@ def _resolve(
                 for name, link in cfg.inputs.items()
             },
             outputs={
-                out: OutputWiring(bind_eps[f"{cfg.name}/{out}"], curve=(tcp_curve or {}).get("server"))
+                out: OutputWiring(
+                    bind_eps[f"{cfg.name}/{out}"],
+                    curve=(tcp_curve or {}).get("server"),
+                    expected_subscribers=readers.get(f"{cfg.name}/{out}", 0),
+                )
                 for out in cfg.cls.outputs
             },
             stats_endpoint=bind_eps[f"{cfg.name}/{STATS_OUTPUT}"],

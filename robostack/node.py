@@ -1,8 +1,10 @@
 """The node base class: declared inputs, outputs and typed parameters, and a
 ``setup / step / close`` lifecycle run by :mod:`robostack.runtime`.
 
-A node is periodic when its params have ``rate_hz`` (``step`` runs on a drift-free schedule) and
-event-driven otherwise (``step`` runs when a sample arrives on an input declared ``trigger=True``).
+A node is periodic when its params have ``rate_hz`` (``step`` runs on a drift-free schedule),
+free-running when it sets ``free_running = True`` (``step`` runs back to back and blocks on its
+device, e.g. a camera that paces itself), and event-driven otherwise (``step`` runs when a sample
+arrives on an input declared ``trigger=True``).
 Example::
 
     @dataclass
@@ -72,6 +74,7 @@ class OutputWiring:
     endpoint: str
     curve: CurveConfig | None = None
     codecs: dict[str, str] = field(default_factory=dict)
+    expected_subscribers: int = 0  # the node waits (bounded) for these before its first step
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Node:
     inputs: ClassVar[dict[str, Input]] = {}
     outputs: ClassVar[dict[str, Output]] = {}
     Params: ClassVar[type] = params_mod.NoParams
+    free_running: ClassVar[bool] = False
 
     def __init__(self, name: str, params: Any = None, wiring: Wiring | None = None) -> None:
         self.name = name
@@ -126,7 +130,9 @@ class Node:
     # ---- declarations
     @classmethod
     def rate_hz_of(cls, params: Any) -> float | None:
-        """The step rate, or None for an event-driven node."""
+        """The step rate, or None for an event-driven or free-running node."""
+        if cls.free_running:
+            return None
         rate = getattr(params, "rate_hz", None)
         return float(rate) if rate else None
 
@@ -205,6 +211,18 @@ class Node:
             if name not in self.inputs:
                 raise KeyError(f"node {self.name!r}: wiring names unknown input {name!r}")
             self._inputs[name] = _InputPort(name, w)
+
+    def wait_for_subscribers(self, timeout_s: float) -> list[str]:
+        """Wait until every output has the subscribers the graph wired to it; returns the
+        outputs still missing some after ``timeout_s``."""
+        deadline = now_ns() + int(timeout_s * 1e9)
+        missing = []
+        for name, pub in self._outputs.items():
+            want = self.wiring.outputs[name].expected_subscribers
+            left = max(0.0, (deadline - now_ns()) / 1e9)
+            if want and not pub.wait_for_subscribers(want, left):
+                missing.append(f"{name} ({pub.subscribers}/{want})")
+        return missing
 
     def close_ports(self) -> None:
         for pub in self._outputs.values():

@@ -84,6 +84,7 @@ class NodeRunner:
         self.node = node
         self.rate_hz = node.rate_hz_of(node.params)
         self.spin_s = spin_s
+        self.subscriber_wait_s = 3.0
         self.period_error_us = Window(period_window)
         self.step_ms = Window(2000)
         self.steps = 0
@@ -107,9 +108,15 @@ class NodeRunner:
             self._stats_pub = Publisher(w.stats_endpoint, f"{node.name}/{STATS_OUTPUT}", src=node.name)
         try:
             node.setup()
+            missing = node.wait_for_subscribers(self.subscriber_wait_s)
+            if missing:
+                node.log.warning("starting without all subscribers of: %s", ", ".join(missing))
             self.publish_stats(now_ns())  # first stats message = "ready"
             if self.rate_hz:
                 self._run_periodic(self.rate_hz)
+            elif node.free_running:
+                while not node.stop_requested:
+                    self._do_step()
             else:
                 self._run_events()
         finally:

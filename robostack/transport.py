@@ -140,6 +140,9 @@ class Publisher:
 
     ``endpoint`` may use a wildcard tcp port (``tcp://127.0.0.1:*``); :attr:`endpoint` then holds
     the bound address. Call :meth:`tick` from the owner's loop so heartbeats go out while idle.
+    The socket is an XPUB, so the publisher knows how many subscribers are connected
+    (:attr:`subscribers`) and a node can wait for them before its first message (PUB/SUB
+    drops whatever is sent before a subscriber has joined).
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class Publisher:
         if not topic or topic.startswith("\x00") or topic.startswith("!"):
             raise ValueError(f"bad topic {topic!r}: non-empty, not starting with NUL or '!'")
         self.topic = topic
+        self._topic_bytes = topic.encode()
         self.src = src
         self.jpeg_quality = jpeg_quality
         self.codecs = dict(codecs or {})
@@ -164,9 +168,11 @@ class Publisher:
         self._seq = 0
         self._heartbeat_ns = int(heartbeat_s * 1e9)
         self._last_send_ns = 0
-        self.socket = _context().socket(zmq.PUB)
+        self._subscribers = 0
+        self.socket = _context().socket(zmq.XPUB)
         _tune(self.socket)
         self.socket.setsockopt(zmq.SNDHWM, hwm)
+        self.socket.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription, so we can count peers
         _apply_curve(self.socket, curve, server=True)
         self.socket.bind(endpoint)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -196,8 +202,29 @@ class Publisher:
         self._last_send_ns = now_ns()
         return msg
 
+    @property
+    def subscribers(self) -> int:
+        """Subscribers currently connected to this topic."""
+        sock = self.socket
+        while sock.get(zmq.EVENTS) & zmq.POLLIN:
+            event = sock.recv(zmq.NOBLOCK)
+            if event[1:] == self._topic_bytes:
+                self._subscribers += 1 if event[:1] == b"\x01" else -1
+        return self._subscribers
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` subscribers joined (True) or ``timeout_s`` passed (False)."""
+        deadline = now_ns() + int(timeout_s * 1e9)
+        while self.subscribers < count:
+            if now_ns() >= deadline:
+                return False
+            self.socket.poll(10)
+        return True
+
     def tick(self, t_ns: int | None = None) -> None:
         """Send a heartbeat if nothing went out for the heartbeat interval."""
+        if self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+            _ = self.subscribers  # drain subscription events so they do not pile up
         t = now_ns() if t_ns is None else t_ns
         if t - self._last_send_ns >= self._heartbeat_ns:
             hb = messages.make(self.topic, src=self.src, stamp_ns=t, meta={"last_seq": self._seq - 1})
