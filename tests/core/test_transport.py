@@ -209,3 +209,18 @@ def test_curve_service_answers_keyed_clients_and_not_plain_ones(tmp_path):
 def test_curve_with_a_missing_key_file_fails_with_its_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.key_secret"):
         Publisher("tcp://127.0.0.1:*", "x", curve=CurveConfig(str(tmp_path / "nope.key_secret")))
+
+
+def test_publisher_counts_subscribers_and_can_wait_for_them(tmp_path):
+    pub = Publisher(ipc_endpoint(tmp_path, "w"), "x")
+    assert pub.subscribers == 0
+    assert not pub.wait_for_subscribers(1, timeout_s=0.1)
+    subs = [Subscriber(pub.endpoint, "x", mode="queue") for _ in range(2)]
+    assert pub.wait_for_subscribers(2, timeout_s=3)
+    pub.publish({"a": np.arange(3)})  # sent after both joined: nobody misses the first message
+    assert all(len(drain(s, 1)) == 1 for s in subs)
+    subs[0].close()
+    deadline = time.monotonic() + 3
+    while pub.subscribers != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pub.subscribers == 1
