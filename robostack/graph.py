@@ -28,7 +28,7 @@ _SUBST_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOP_KEYS = {"name", "description", "args", "transport", "bind_host", "base_port", "curve", "nodes"}
 _NODE_KEYS = {
     "class", "params", "inputs", "restart", "max_restarts", "backoff_s", "critical",
-    "shutdown_on_exit", "enabled", "host", "transport", "log_level", "doc",
+    "shutdown_on_exit", "enabled", "host", "transport", "log_level", "rt_priority", "doc",
 }
 _INPUT_KEYS = {"from", "mode", "queue_size", "clock"}
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "local"}
@@ -126,6 +126,7 @@ class NodeConfig:
     host: str = "localhost"
     transport: Literal["ipc", "tcp"] = "ipc"
     log_level: str = "INFO"
+    rt_priority: int | None = None
 
 
 @dataclass
@@ -342,6 +343,9 @@ def _build_node(name: str, raw: Any, args: Mapping[str, Any], transport: str, pr
         if declared.required and in_name not in raw_inputs:
             problems.append(f"{where}: required input {in_name!r} is not connected")
 
+    rt = raw.get("rt_priority")
+    if rt is not None and (type(rt) is not int or not 1 <= rt <= 99):
+        problems.append(f"{where}: rt_priority must be an integer 1..99, got {rt!r}")
     restart = raw.get("restart", "on-failure")
     if restart not in ("never", "on-failure", "always"):
         problems.append(f"{where}: restart must be never, on-failure or always, got {restart!r}")
@@ -363,6 +367,7 @@ def _build_node(name: str, raw: Any, args: Mapping[str, Any], transport: str, pr
         host=host,
         transport="tcp" if host not in LOCAL_HOSTS else node_transport,
         log_level=str(raw.get("log_level", "INFO")),
+        rt_priority=raw.get("rt_priority"),
     )
 
 
@@ -511,7 +516,7 @@ def _resolve(
             },
             stats_endpoint=bind_eps[f"{cfg.name}/{STATS_OUTPUT}"],
         )
-        specs[cfg.name] = NodeSpec(cfg.name, cfg.class_path, cfg.params, wiring, cfg.log_level)
+        specs[cfg.name] = NodeSpec(cfg.name, cfg.class_path, cfg.params, wiring, cfg.log_level, cfg.rt_priority)
     stats = {n: connect_eps[f"{n}/{STATS_OUTPUT}"] for n in nodes}
     return specs, stats
 
