@@ -21,7 +21,6 @@ Three modes (:class:`ExecutionMode`):
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -391,10 +390,15 @@ class ActionExecutor:
         self.stats.ticks += 1
         if self.config.mode is ExecutionMode.TEMPORAL_ENSEMBLE:
             self._prune_ensemble(now_ns)
-        elif self._current is not None:
-            cur = self._current
-            if cur.prev is not None and now_ns >= cur.switch_ns + cur.blend_ns:
-                cur.prev = None  # blend done: free the replaced plan
+        elif self._last_cmd_ns is not None:
+            # Free replaced plans whose blend was over by the previous tick (the boundary watch
+            # may still look one tick back).
+            node = self._current
+            while node is not None and node.prev is not None:
+                if self._last_cmd_ns >= node.switch_ns + node.blend_ns:
+                    node.prev = None
+                    break
+                node = node.prev
         cmd = self.planned(now_ns)
         self._update_boundary_watches(now_ns, cmd)
         if cmd is None:

@@ -201,7 +201,8 @@ class SafetyLayer:
         self._lower = np.asarray(config.position_lower, dtype=np.float64)
         self._upper = np.asarray(config.position_upper, dtype=np.float64)
         self._vmax = _per_joint(config.max_velocity, n, "max_velocity")
-        self._amax = None if config.max_acceleration is None else _per_joint(config.max_acceleration, n, "max_acceleration")
+        self._amax = (None if config.max_acceleration is None
+                      else _per_joint(config.max_acceleration, n, "max_acceleration"))
         self._max_jump = None if config.max_jump is None else _per_joint(config.max_jump, n, "max_jump")
         self._ramp_v = (0.25 * self._vmax if config.ramp_velocity is None
                         else _per_joint(config.ramp_velocity, n, "ramp_velocity"))
@@ -311,8 +312,10 @@ class SafetyLayer:
         reasons: list[str] = []
         if not np.all(np.isfinite(measured)):
             reasons.append("measured_non_finite")
-            measured = self._last_sent if self._last_sent is not None else np.clip(
-                np.nan_to_num(measured), self._lower, self._upper)
+            if self._last_sent is None:
+                # Nothing known about where the arm is: commanding any position could move it.
+                return self._emit(now_ns, None, self._state, reasons, torque=False)
+            measured = self._last_sent
         if self._last_sent is None:
             # Hold where the arm is (even outside the limits: clamping would move it unbounded)
             # until a valid command arrives.

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latencies", default="100,200,300", help="injected inference latencies, ms (comma list)")
     p.add_argument("--horizon", type=int, default=50, help="actions per chunk (default 50)")
     p.add_argument("--policy-dt-ms", type=float, default=20.0, help="step between a chunk's actions (default 20)")
-    p.add_argument("--blend-ms", type=float, default=100.0, help="async blend window (default 100)")
+    p.add_argument("--blend-ms", type=float, default=200.0, help="async blend window (default 200)")
     p.add_argument("--bias", type=float, default=0.05, help="per-chunk mode bias, std in joint units (default 0.05)")
     p.add_argument("--interpolation", default="cubic", choices=["linear", "cubic", "minimum_jerk"])
     p.add_argument("--trajectory", default=None, metavar="FILE.npy", help="recorded joint trajectory (T, D)")
@@ -389,6 +389,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"boundary jump @ {lat} ms: async mean {b['async_mean']:.4f}  naive mean {b['naive_mean']:.4f}"
                   f"  ratio {b['ratio_mean']:.1f} (max ratio {b['ratio_max']:.1f})")
         for lat, s in synchronous.items():
-            print(f"synchronous receding horizon @ {lat} ms: pauses {s['pauses']}  paused {100 * s['paused_fraction']:.0f}% of ticks")
+            print(f"synchronous receding horizon @ {lat} ms: pauses {s['pauses']}  "
+                  f"paused {100 * s['paused_fraction']:.0f}% of ticks")
         print(json.dumps(targets))
     return 1 if args.check and not all(targets.values()) else 0

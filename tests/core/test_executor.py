@@ -12,7 +12,6 @@ from robostack.chunks import ActionChunk
 from robostack.executor import (
     ActionExecutor,
     ChunkTrajectory,
-    ExecutionMode,
     ExecutorConfig,
     Interpolation,
     minimum_jerk_ramp,
@@ -75,6 +74,22 @@ def test_smooth_interpolations_have_continuous_velocity_at_waypoints(kind):
     # Linear, in contrast, has a kink at the knots of a zig-zag.
     lin = ChunkTrajectory(chunk([0.0, 1.0, 0.0], 0), Interpolation.LINEAR)
     assert (lin.sample(DT) - lin.sample(DT - h))[0] > 0 > (lin.sample(DT + h) - lin.sample(DT))[0]
+
+
+def test_minimum_jerk_interpolation_has_continuous_acceleration_at_waypoints():
+    rng = np.random.default_rng(5)
+    traj = ChunkTrajectory(chunk(rng.normal(size=8), 0), Interpolation.MINIMUM_JERK)
+    cubic = ChunkTrajectory(traj.chunk, Interpolation.CUBIC)
+    h = 10_000  # 10 µs
+
+    def accel(tr, t):
+        return (tr.sample(t + h) - 2 * tr.sample(t) + tr.sample(t - h))[0] / h**2
+
+    for i in range(1, 7):
+        knot = i * DT
+        cubic_jump = abs(accel(cubic, knot + 2 * h) - accel(cubic, knot - 2 * h))
+        smooth_jump = abs(accel(traj, knot + 2 * h) - accel(traj, knot - 2 * h))
+        assert cubic_jump > 0 and smooth_jump < 0.05 * cubic_jump
 
 
 def test_trajectory_holds_the_end_waypoints_outside_its_span():
@@ -335,6 +350,18 @@ def test_async_replans_periodically_when_asked_to():
     assert ex.wants_chunk(211 * MS)
 
 
+def test_async_with_chunks_arriving_faster_than_the_blend_stays_continuous():
+    ex = ActionExecutor(ExecutorConfig(mode="async", blend_ns=100 * MS, replan_every_ns=20 * MS,
+                                       initial_latency_ns=50 * MS))
+    commands = run_closed_loop(ex, 50 * MS, seconds=5.0, policy=SimulatedPolicy(seed=6))
+    first = next(i for i, (_, c) in enumerate(commands) if c is not None)
+    stream = np.asarray([c for _, c in commands[first:]])
+    assert len(stream) == len(commands) - first  # no gaps
+    assert ex.stats.chunks_accepted > 60
+    # Overlapping blends still never jump by more than a fraction of the per-chunk bias.
+    assert np.abs(np.diff(stream, axis=0)).max() < 0.02
+
+
 def test_chunk_scheduled_in_the_future_starts_at_its_own_stamp():
     ex = ActionExecutor(ExecutorConfig(mode="async", blend_ns=0, interpolation="linear"))
     ex.submit(chunk(np.zeros(50), 0), 0)
@@ -381,3 +408,38 @@ def test_prefix_conditioned_chunks_switch_without_a_jump_even_without_blending()
     run_closed_loop(naive, 200 * MS, seconds=10.0, policy=SimulatedPolicy(seed=4))
     assert np.mean(ex.stats.boundary_jumps) < 0.1 * np.mean(naive.stats.boundary_jumps)
     assert ex.stats.gap_ticks == 0
+
+
+# -- the benchmark command ----------------------------------------------------------------------
+
+def test_bench_executor_prints_a_json_report_with_no_async_pauses(capsys):
+    import argparse
+    import json
+
+    from robostack.bench import executor as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--duration", "1.5", "--replay-duration", "5", "--json"])
+    assert bench.run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["period_error_ms"]["n"] == 750
+    assert [r["latency_ms"] for r in report["latency_runs"]] == [100.0, 200.0, 300.0]
+    assert all(r["pauses"] == 0 and r["gap_ticks"] == 0 for r in report["latency_runs"])
+    for entry in report["boundary_discontinuity"]["by_latency_ms"].values():
+        assert entry["ratio_mean"] > 5 and entry["async_pauses"] == 0
+    assert all(s["pauses"] > 0 for s in report["synchronous_receding_horizon"].values())
+    assert report["targets"]["async_never_pauses"] is True
+
+
+def test_bench_executor_rejects_a_trajectory_of_the_wrong_shape(tmp_path):
+    import argparse
+
+    from robostack.bench import executor as bench
+
+    path = tmp_path / "flat.npy"
+    np.save(path, np.zeros(10))
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    with pytest.raises(SystemExit, match=r"expected an array \(T, D\)"):
+        bench.run(parser.parse_args(["--trajectory", str(path), "--duration", "1"]))

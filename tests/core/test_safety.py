@@ -96,6 +96,15 @@ def test_jump_without_a_jump_limit_is_followed_at_the_velocity_limit():
     assert "velocity_limit" in out.reasons
 
 
+def test_a_late_tick_moves_as_far_as_the_elapsed_time_allows_but_at_most_two_periods():
+    layer = SafetyLayer(config(max_velocity=1.0))
+    k = settled(layer, [0.0, 0.0, 0.0])
+    out = layer.step(k * TICK + 1 * MS, np.array([0.9, 0.0, 0.0]), np.zeros(3))  # 1.5 periods after the last
+    assert out.positions[0] == pytest.approx(1.0 * 3 * MS / 1e9)
+    out2 = layer.step(k * TICK + 31 * MS, np.array([0.9, 0.0, 0.0]), out.positions)  # a 30 ms stall
+    assert out2.positions[0] - out.positions[0] == pytest.approx(1.0 * 2 * DT_S)
+
+
 def test_out_of_range_command_is_clamped_to_the_limit():
     layer = SafetyLayer(config(max_velocity=1000.0))
     k = settled(layer, [0.9, 0.0, 0.0])
@@ -212,8 +221,8 @@ def test_stopped_arm_ignores_commands_until_reset_then_ramps_from_the_measured_p
     out = layer.step((k + 60) * TICK, np.array([0.3, 0.0, 0.0]), sagged)
     assert out.state is SafetyState.STOPPED and out.positions is None
     assert "stopped_needs_reset" in out.reasons
-    layer.reset((k + 61) * TICK)
-    out = layer.step((k + 62) * TICK, np.array([0.3, 0.0, 0.0]), sagged)
+    layer.reset((k + 60) * TICK)
+    out = layer.step((k + 61) * TICK, np.array([0.3, 0.0, 0.0]), sagged)
     assert out.state is SafetyState.RAMPING and out.torque_enabled
     np.testing.assert_allclose(out.positions, sagged + [0.5 * DT_S, 0, 0])
 
@@ -268,6 +277,19 @@ def test_idle_holds_where_the_arm_is_even_outside_its_limits_and_ramps_back_in()
     np.testing.assert_array_equal(out.positions, outside)  # no snap to the limit
     out = layer.step(TICK, np.array([0.5, 0.0, 0.0]), outside)
     assert out.positions[0] == pytest.approx(1.2 - 0.5 * DT_S)
+
+
+def test_non_finite_measurement_falls_back_to_the_last_sent_position_or_commands_nothing():
+    layer = SafetyLayer(config())
+    out = layer.step(0, np.zeros(3), np.array([0.0, math.nan, 0.0]))
+    assert out.positions is None and not out.torque_enabled and "measured_non_finite" in out.reasons
+    k = settled(layer, [0.2, 0.0, 0.0], start_tick=1)
+    layer.step(k * TICK, None, np.zeros(3))  # a hold
+    for i in range(k + 1, k + 40):  # 80 ms gap: the next command ramps from "measured"
+        layer.step(i * TICK, None, np.zeros(3))
+    out = layer.step((k + 40) * TICK, np.array([0.5, 0.0, 0.0]), np.array([math.nan, 0.0, 0.0]))
+    assert out.state is SafetyState.RAMPING
+    assert out.positions[0] == pytest.approx(0.2 + 0.25 * 2.0 * DT_S)  # from the last sent
 
 
 # -- e-stop ------------------------------------------------------------------------------------
