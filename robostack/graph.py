@@ -21,6 +21,7 @@ from robostack import params as params_mod
 from robostack.node import Input, InputWiring, Node, OutputWiring, Wiring
 from robostack.runtime import STATS_OUTPUT, NodeClassError, NodeSpec, load_node_class
 from robostack.transport import CurveConfig, ipc_endpoint
+from robostack import terminal_keys
 
 RestartPolicy = Literal["never", "on-failure", "always"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -140,6 +141,7 @@ class Graph:
     run_dir: Path
     stats_endpoints: dict[str, str] = field(default_factory=dict)  # where to read each node's stats
     source: str = ""
+    keys_endpoint: str | None = None  # set when a node reads terminal/keys from the launcher
 
     def local_nodes(self, host: str | None = None) -> list[str]:
         """Names of the nodes this machine starts (``host`` selects another host's share)."""
@@ -271,7 +273,11 @@ def build(
     if base_port is None and any(c.host not in LOCAL_HOSTS for c in nodes.values()):
         raise GraphError(["nodes on other hosts need 'base_port' so every host derives the same tcp ports"], source)
     specs, stats_eps = _resolve(nodes, Path(run_dir), data.get("bind_host", "127.0.0.1"), curve, base_port)
-    return Graph(graph_name, nodes, specs, args, Path(run_dir), stats_eps, source)
+    uses_keys = terminal_keys.SOURCE not in nodes and any(
+        link["from"] == terminal_keys.TOPIC for c in nodes.values() for link in c.inputs.values()
+    )
+    keys_ep = ipc_endpoint(Path(run_dir), terminal_keys.TOPIC.replace("/", ".")) if uses_keys else None
+    return Graph(graph_name, nodes, specs, args, Path(run_dir), stats_eps, source, keys_ep)
 
 
 def _build_node(name: str, raw: Any, args: Mapping[str, Any], transport: str, problems: list[str]) -> NodeConfig | None:
@@ -376,6 +382,8 @@ def _check_links(nodes: Mapping[str, NodeConfig], problems: list[str]) -> None:
         for in_name, link in cfg.inputs.items():
             src, sep, out = link["from"].partition("/")
             where = f"node {cfg.name!r} input {in_name!r}"
+            if link["from"] == terminal_keys.TOPIC and terminal_keys.SOURCE not in nodes:
+                continue  # the launcher's own key source
             if not sep or not out:
                 problems.append(f"{where}: {link['from']!r} must be 'node/output'")
             elif src not in nodes:
@@ -471,6 +479,8 @@ def _resolve(
     different hosts agree; without it, free local ports are picked."""
     bind_eps: dict[str, str] = {}
     connect_eps: dict[str, str] = {}
+    if terminal_keys.SOURCE not in nodes:
+        connect_eps[terminal_keys.TOPIC] = ipc_endpoint(run_dir, terminal_keys.TOPIC.replace("/", "."))
     tcp_keys = sorted(
         f"{c.name}/{out}" for c in nodes.values() if c.transport == "tcp" for out in [*c.cls.outputs, STATS_OUTPUT]
     )
@@ -488,7 +498,9 @@ def _resolve(
     readers: dict[str, int] = {}
     for cfg in nodes.values():
         for link in cfg.inputs.values():
-            src_node = nodes[link["from"].partition("/")[0]]
+            src_node = nodes.get(link["from"].partition("/")[0])
+            if src_node is None:  # terminal/keys
+                continue
             if src_node.host == cfg.host or (src_node.host in LOCAL_HOSTS and cfg.host in LOCAL_HOSTS):
                 readers[link["from"]] = readers.get(link["from"], 0) + 1  # remote readers may start later
     specs: dict[str, NodeSpec] = {}

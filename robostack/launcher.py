@@ -58,6 +58,7 @@ class Launcher:
         stop_timeout_s: float = 1.5,
         log_stream: TextIO | None = None,
         status_every_s: float = 0.0,
+        read_keys: bool = True,
     ) -> None:
         self.graph = graph
         self.duration_s = duration_s
@@ -65,6 +66,8 @@ class Launcher:
         self.out = log_stream or sys.stderr
         self.live = self.out.isatty() if live is None else live
         self.status_every_s = status_every_s
+        self.read_keys = read_keys
+        self._keys = None
         names = graph.local_nodes(host)
         if not names:
             raise ValueError(f"no nodes of graph {graph.name!r} run on host {host or 'localhost'!r}")
@@ -197,6 +200,14 @@ class Launcher:
                 self._stats_subs[name] = Subscriber(
                     self.graph.stats_endpoints[name], f"{name}/{STATS_OUTPUT}", mode="queue"
                 )
+            if self.graph.keys_endpoint is not None and self.read_keys:
+                from robostack.terminal_keys import TerminalKeys
+
+                readers = sum(
+                    1 for c in self.graph.nodes.values() for link in c.inputs.values() if link["from"] == "terminal/keys"
+                )
+                self._keys = TerminalKeys(self.graph.keys_endpoint, readers=readers)
+                self._keys.start()
             for np_ in self.nodes.values():
                 self._spawn(np_)
             next_status = time.monotonic() + self.status_every_s
@@ -216,6 +227,8 @@ class Launcher:
                     self._stop_reason = self._stop_reason or "finished"
             self._read_stats()
         finally:
+            if self._keys is not None:
+                self._keys.stop()
             self.stop_all()
             time.sleep(0.05)
             self._read_stats()
