@@ -359,7 +359,10 @@ class Subscriber:
         last = self._last_seq.get(msg.src)
         if last is not None:
             if msg.seq > last + 1:
-                self.stats.gaps += msg.seq - last - 1
+                if self.mode == "queue":
+                    self.stats.gaps += msg.seq - last - 1
+                else:  # latest: skipping old samples is the point, not a loss
+                    self.stats.superseded += msg.seq - last - 1
             elif msg.seq <= last:
                 self.stats.restarts += 1
         self._last_seq[msg.src] = msg.seq

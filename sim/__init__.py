@@ -3,3 +3,8 @@ backend and the evaluation runner.
 
 Installed as ``robostack.sim``. Import mujoco only inside the modules that need it.
 """
+
+import os as _os
+
+# MuJoCo picks its GL backend when first imported; headless EGL unless the user chose one.
+_os.environ.setdefault("MUJOCO_GL", "egl")
