@@ -2,6 +2,11 @@
 backend and the evaluation runner.
 
 Installed as ``robostack.sim``. Import mujoco only inside the modules that need it.
+
+Modules: ``arms`` (Panda, SO-101 built with MjSpec), ``scene``, ``tasks`` (registry),
+``env`` (TwinEnv, lockstep), ``realtime``, ``rendering``, ``ik`` (mink), ``experts``,
+``episode``, ``evaluation``, ``policy_loader``, ``engines``, ``bullet_env``, ``mirror``,
+``gym_envs``, ``video``, ``bench``, ``cli``.
 """
 
 import os as _os
