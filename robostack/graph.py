@@ -496,8 +496,13 @@ def _resolve(
                 bind_eps[key] = f"tcp://{bind_host if local else '*'}:{port}"
                 connect_eps[key] = f"tcp://{bind_host if local else cfg.host}:{port}"
     readers: dict[str, int] = {}
+    queued: dict[str, int] = {}  # largest queue any reader of an output asks for (0: all latest)
     for cfg in nodes.values():
         for link in cfg.inputs.values():
+            if link["mode"] == "queue":
+                queued[link["from"]] = max(queued.get(link["from"], 0), int(link["queue_size"]))
+            else:
+                queued.setdefault(link["from"], 0)
             src_node = nodes.get(link["from"].partition("/")[0])
             if src_node is None:  # terminal/keys
                 continue
@@ -523,6 +528,7 @@ def _resolve(
                     bind_eps[f"{cfg.name}/{out}"],
                     curve=(tcp_curve or {}).get("server"),
                     expected_subscribers=readers.get(f"{cfg.name}/{out}", 0),
+                    hwm=_send_hwm(queued.get(f"{cfg.name}/{out}")),
                 )
                 for out in cfg.cls.outputs
             },
@@ -531,6 +537,14 @@ def _resolve(
         specs[cfg.name] = NodeSpec(cfg.name, cfg.class_path, cfg.params, wiring, cfg.log_level, cfg.rt_priority)
     stats = {n: connect_eps[f"{n}/{STATS_OUTPUT}"] for n in nodes}
     return specs, stats
+
+
+def _send_hwm(largest_queue: int | None) -> int:
+    """Publisher send queue for an output: 2 when all its readers take the latest sample only
+    (a paused reader then resumes with fresh data), else at least 1000 and the largest queue."""
+    if largest_queue == 0:
+        return 2
+    return max(1000, largest_queue or 0)
 
 
 def load(

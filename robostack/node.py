@@ -75,6 +75,9 @@ class OutputWiring:
     curve: CurveConfig | None = None
     codecs: dict[str, str] = field(default_factory=dict)
     expected_subscribers: int = 0  # the node waits (bounded) for these before its first step
+    # Send queue per subscriber. Small when every reader wants only the latest sample, so a
+    # reader that paused gets fresh data instead of a backlog queued at the publisher.
+    hwm: int = 1000
 
 
 @dataclass
@@ -204,7 +207,7 @@ class Node:
                 raise KeyError(f"node {self.name!r}: wiring names unknown output {name!r}")
             codecs = {**self.outputs[name].codecs, **w.codecs}
             self._outputs[name] = Publisher(
-                w.endpoint, f"{self.name}/{name}", src=self.name, curve=w.curve, codecs=codecs
+                w.endpoint, f"{self.name}/{name}", src=self.name, curve=w.curve, codecs=codecs, hwm=w.hwm
             )
             self._output_rates[name] = RateMeter()
         for name, w in self.wiring.inputs.items():

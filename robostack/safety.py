@@ -218,6 +218,7 @@ class SafetyLayer:
         self.stats: Counter = Counter()
         self.events: deque[SafetyEvent] = deque(maxlen=config.event_history)
         self._state = SafetyState.IDLE
+        self._torque_off = False
         self._last_sent: np.ndarray | None = None
         self._velocity = np.zeros(n)
         self._last_valid_ns: int | None = None
@@ -260,7 +261,12 @@ class SafetyLayer:
         if self._estopped or self._state in (SafetyState.STOPPED, SafetyState.ESTOPPED):
             self._event(now_ns, "reset")
         self._estopped = False
-        if self._state in (SafetyState.STOPPED, SafetyState.ESTOPPED):
+        if self._torque_off:
+            # The arm may have moved while its torque was off (gravity, a hand): holding the last
+            # *sent* position would snap it back at full speed. Start again from the measured one.
+            self._last_sent = None
+            self._state = SafetyState.IDLE
+        elif self._state in (SafetyState.STOPPED, SafetyState.ESTOPPED):
             self._state = SafetyState.HOLDING if self._last_sent is not None else SafetyState.IDLE
         self._last_valid_ns = None
         self._watchdog_from_ns = now_ns if self._state is not SafetyState.IDLE else None
@@ -501,6 +507,7 @@ class SafetyLayer:
             if reason not in self._prev_reasons:
                 self._event(now_ns, reason)
         self._prev_reasons = current
+        self._torque_off = not torque
         return SafeCommand(positions=None if positions is None else positions.copy(),
                            torque_enabled=torque, state=state, reasons=tuple(dict.fromkeys(reasons)),
                            stamp_ns=now_ns)

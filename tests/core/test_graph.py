@@ -188,3 +188,17 @@ def test_other_hosts_without_base_port_are_refused(tmp_path):
     data = {"nodes": {"cam": {"class": "robostack.diagnostics:Pulse", "host": "box", "transport": "tcp"}}}
     with pytest.raises(GraphError, match="base_port"):
         build(data, run_dir=tmp_path)
+
+
+def test_outputs_read_only_as_latest_get_a_short_send_queue(tmp_path):
+    from robostack.graph import build
+
+    data = {"nodes": {
+        "cam": {"class": "robostack.diagnostics:Pulse"},
+        "cam2": {"class": "robostack.diagnostics:Pulse"},
+        "viewer": {"class": "robostack.diagnostics:Probe", "inputs": {"frames": {"from": "cam/out", "mode": "latest"}}},
+        "recorder": {"class": "robostack.diagnostics:Probe", "inputs": {"frames": {"from": "cam2/out", "queue_size": 5000}}},
+    }}
+    g = build(data, run_dir=tmp_path)
+    assert g.specs["cam"].wiring.outputs["out"].hwm == 2
+    assert g.specs["cam2"].wiring.outputs["out"].hwm == 5000

@@ -445,3 +445,20 @@ def test_async_executor_stream_passes_through_safety_without_holds_or_clamps():
     # Only the start-up (IDLE before the first chunk, then a ramp) differs from pure pass-through.
     assert set(layer.stats) <= {"ramp_limit", "acceleration_limit"}
     assert layer.state is SafetyState.ACTIVE
+
+
+def test_reset_after_torque_off_holds_where_the_arm_was_moved_not_where_it_was():
+    cfg = SafetyConfig(position_lower=[-2.0], position_upper=[2.0], max_velocity=[1.0], estop_action="torque_off")
+    layer = SafetyLayer(cfg)
+    t = 0
+    for _ in range(5):
+        t += 2_000_000
+        layer.step(t, np.array([0.0]), np.array([0.0]))
+    layer.trigger_estop(t)
+    t += 2_000_000
+    assert not layer.step(t, np.array([0.0]), np.array([0.0])).torque_enabled
+    layer.reset(t)
+    t += 2_000_000
+    out = layer.step(t, None, np.array([0.8]))  # moved by hand while limp
+    assert out.torque_enabled and out.positions is not None
+    np.testing.assert_allclose(out.positions, [0.8])
