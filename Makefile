@@ -3,7 +3,7 @@
 #   make test   set up .venv and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= dev,vision,hardware,sim,dataset
+EXTRAS ?= dev,vision,hardware,sim,dataset,serve,train
 BIN := $(VENV)/bin
 
 .PHONY: setup demo test bench clean

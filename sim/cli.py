@@ -1,4 +1,5 @@
-"""Command-line entry points of the twin: ``eval``, ``sim view``, ``sim bench`` (and ``bench sim``).
+"""Command-line entry points of the twin: ``eval``, ``sim view``, ``sim bench`` (and ``bench sim``),
+``sim bench-nodes``.
 
 Only the standard library is imported here; each command imports what it needs when it runs.
 """
@@ -21,6 +22,7 @@ def register(
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
     _add_view(sim_sub)
     _add_bench(sim_sub, "bench")
+    _add_bench_nodes(sim_sub)
     if bench_subparsers is not None:
         _add_bench(bench_subparsers, "sim")
 
@@ -57,6 +59,25 @@ def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], 
     p = subparsers.add_parser(name, help="twin throughput: physics steps/s, camera fps, episodes/min")
     add_bench_arguments(p)
     p.set_defaults(func=run_bench)
+
+
+def _add_bench_nodes(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("bench-nodes", help="lockstep throughput of the twin's node graph (sim arm + expert)")
+    p.add_argument("--task", default="pick_place")
+    p.add_argument("--arm", default="panda")
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--cameras", action="store_true", help="also run with two 224x224 sim cameras")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.set_defaults(func=run_bench_nodes)
+
+
+def run_bench_nodes(args: argparse.Namespace) -> int:
+    from robostack.sim.nodes.bench import main
+
+    if args.episodes < 1:
+        print("error: --episodes must be >= 1", file=sys.stderr)
+        return 2
+    return main(args)
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:

@@ -66,6 +66,7 @@ def run_episode(
     env.reset(seed)
     policy.reset(seed)
     limit_ns = int(env.time_limit_s * 1e9)
+    observe = getattr(policy, "observe", None)
     control_ns = int(round(env.control_dt * 1e9))
     hold_needed = max(1, int(round(success_hold_s / env.control_dt)))
     held = 0
@@ -82,11 +83,14 @@ def run_episode(
         latency += time.perf_counter() - t0
         calls += 1
         n_exec = execute_steps or max(1, int(np.ceil((chunk.end_ns + chunk.dt_ns - stamp) / control_ns)))
-        for _ in range(n_exec):
+        for i in range(n_exec):
             env.set_joint_targets(action_at(chunk, env.time_ns))
             env.step_control()
             if on_control_step is not None:
                 on_control_step(env)
+            if observe is not None and i + 1 < n_exec:
+                # Policies with an observation history see every control step, as in training.
+                observe(env.observation(), env.time_ns)
             held = held + 1 if env.is_success() else 0
             if held >= hold_needed:
                 success = True

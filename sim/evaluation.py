@@ -136,9 +136,12 @@ def _init_worker(config: EvalConfig) -> None:
     from robostack.sim.policy_loader import PolicyContext, load_policy
 
     _worker_state["config"] = config
-    _worker_state["env"] = make_env(config.engine, config.task, config.arm, config.control_hz)
     context = PolicyContext(task=config.task, arm=config.arm, engine=config.engine, control_hz=config.control_hz)
-    _worker_state["policy"] = load_policy(config.policy, context)
+    policy = load_policy(config.policy, context)
+    # An image policy says which cameras (and at what size) it was trained on; render those.
+    cameras = policy.camera_requests() if hasattr(policy, "camera_requests") else None
+    _worker_state["policy"] = policy
+    _worker_state["env"] = make_env(config.engine, config.task, config.arm, config.control_hz, cameras)
 
 
 def _check_config(config: EvalConfig) -> None:

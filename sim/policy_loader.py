@@ -50,6 +50,20 @@ def _expert(context: PolicyContext) -> Policy:
 register_policy_loader("expert", _expert)
 
 
+def _onnx_package(path: Path, context: PolicyContext) -> "Policy | None":
+    """Exported policy packages (``policy.json`` + ONNX graphs), run in-process."""
+    try:
+        from robostack.policies.onnx_policy import policy_from_directory
+    except ModuleNotFoundError as error:  # a sim-only install without the serve extra
+        if (path / "policy.json").is_file():
+            raise ValueError(f"{path} is a policy package but onnxruntime is missing: {error}") from error
+        return None
+    return policy_from_directory(path, context)
+
+
+register_policy_dir_loader(_onnx_package)
+
+
 def load_policy(spec: str, context: PolicyContext) -> Policy:
     """Build the policy named by ``spec`` (see module docstring)."""
     if spec in _NAMED:

@@ -1,0 +1,215 @@
+"""Command-line entry points of the policies layer: ``train``, ``export``, ``policy inspect``.
+
+Only the standard library is imported here; each command imports torch / onnxruntime when it
+runs, so ``robostack --help`` works on a box without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``export`` and ``policy {inspect}`` to the core CLI."""
+    _add_train(subparsers)
+    _add_export(subparsers)
+    policy = subparsers.add_parser("policy", help="policy packages: inspect and validate")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    inspect = policy_sub.add_parser("inspect", help="validate a policy package and print what it declares")
+    inspect.add_argument("policy_dir", metavar="POLICY_DIR")
+    inspect.add_argument("--json", action="store_true", help="print policy.json plus graph signatures as JSON")
+    inspect.add_argument("--no-graphs", action="store_true", help="skip loading the graphs with onnxruntime")
+    inspect.set_defaults(func=_run_inspect)
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must be N or HxW, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 8:
+        raise argparse.ArgumentTypeError(f"image size must be N or HxW with sides >= 8, got {text!r}")
+    return parts[0], parts[1]
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a diffusion or VLA-style policy on a dataset (needs torch)")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="dataset in the LeRobot v3 layout")
+    p.add_argument("--policy", choices=("diffusion", "vla"), default="diffusion")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (checkpoints, metrics, loss plot)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--steps", type=int, default=6000, help="total optimizer steps (default 6000)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=500)
+    p.add_argument("--image-size", type=_image_size, default=(64, 64), help="model image size, N or HxW (default 64)")
+    p.add_argument("--cameras", default=None, help="comma-separated camera names (default: every camera)")
+    p.add_argument("--obs-horizon", type=int, default=None, help="observations per sample (default 2 diffusion, 1 vla)")
+    p.add_argument("--action-horizon", type=int, default=16)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of episodes held out for validation")
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--model-size", choices=("default", "tiny"), default="default", help="tiny: for smoke tests")
+    p.add_argument("--max-episodes", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    try:
+        from robostack.policies.training import TrainConfig, train
+    except ModuleNotFoundError as exc:
+        print(f"error: training needs torch ({exc}); install the 'train' extra", file=sys.stderr)
+        return 2
+    from robostack.policies.run_store import RunError
+    from robostack.policies.training_data import TrainingDataError
+    from robostack.dataset.errors import DatasetError
+
+    try:
+        config = TrainConfig(
+            dataset=args.dataset,
+            out=args.out,
+            policy=args.policy,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            image_size=args.image_size,
+            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()) if args.cameras else None,
+            obs_horizon=args.obs_horizon,
+            action_horizon=args.action_horizon,
+            val_fraction=args.val_fraction,
+            val_every=args.val_every,
+            checkpoint_every=args.checkpoint_every,
+            log_every=args.log_every,
+            ema_decay=args.ema_decay,
+            model_size=args.model_size,
+            max_episodes=args.max_episodes,
+            device=args.device,
+            threads=args.threads,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+        result = train(config, resume=args.resume)
+    except (ValueError, RunError, TrainingDataError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {
+        "run_dir": str(result.run_dir),
+        "step": result.step,
+        "train_loss": result.train_loss,
+        "val_loss": result.val_loss,
+        "train_time_s": round(result.train_time_s, 3),
+        "seconds_per_step": None if result.seconds_per_step is None else round(result.seconds_per_step, 4),
+        "loss_plot": str(result.run_dir / "loss.png"),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"trained {args.policy} to step {result.step}: loss {summary['train_loss']}, val {summary['val_loss']}, "
+            f"{summary['seconds_per_step']} s/step; run in {result.run_dir} (loss plot {summary['loss_plot']})"
+        )
+    return 0
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="export a training run to a policy package (ONNX + policy.json)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="POLICY_DIR")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps written to policy.json (default: the model's)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
+    p.add_argument("--fused-sampler", action="store_true", help="also write sampler.onnx: the whole loop in one graph")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    try:
+        from robostack.policies.export import export_run
+    except ModuleNotFoundError as exc:
+        print(f"error: export needs torch and onnx ({exc}); install the 'train' extra", file=sys.stderr)
+        return 2
+    from robostack.policies.package import PolicyPackageError
+    from robostack.policies.run_store import RunError
+
+    try:
+        package = export_run(args.run_dir, args.out, steps=args.steps, use_ema=not args.no_ema, fused_sampler=args.fused_sampler)
+    except (RunError, PolicyPackageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
+    print(f"exported {package.spec.policy_type} policy to {args.out} ({size / 1e6:.2f} MB): {', '.join(sorted(package.spec.graphs.values()))}")
+    return 0
+
+
+def describe_package(root: Path, check_graphs: bool = True) -> dict[str, Any]:
+    """policy.json content plus each graph's inputs/outputs and file size."""
+    from robostack.policies.package import POLICY_JSON, load_package, open_session
+
+    package = load_package(root, check_graphs_with_onnxruntime=check_graphs)
+    graphs = {}
+    for name, rel in package.spec.graphs.items():
+        entry: dict[str, Any] = {"file": rel, "bytes": (root / rel).stat().st_size}
+        if check_graphs:
+            session = open_session(root / rel)
+            # symbolic dimensions keep their names (``batch``); fixed ones are integers
+            entry["inputs"] = {a.name: {"dtype": a.type, "shape": list(a.shape)} for a in session.get_inputs()}
+            entry["outputs"] = {a.name: {"dtype": a.type, "shape": list(a.shape)} for a in session.get_outputs()}
+        graphs[name] = entry
+    return {"policy": json.loads((root / POLICY_JSON).read_text()), "graphs": graphs}
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from robostack.policies.package import PolicyPackageError
+
+    root = Path(args.policy_dir)
+    try:
+        desc = describe_package(root, check_graphs=not args.no_graphs)
+    except PolicyPackageError as exc:
+        print(f"error: {root}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(desc, indent=2))
+        return 0
+    p = desc["policy"]
+    sampler = p["sampler"]
+    print(f"{root}: {p.get('policy_type') or 'policy'} {p.get('name', '')!r}  (format {p['format']} v{p['format_version']}) — valid")
+    print(f"  rate {p['fps']} Hz, observation horizon {p['observation_horizon']}, action chunk {p['action']['horizon']} x {p['action']['dim']}")
+    print(f"  sampler {sampler['type']}, {sampler['steps']} steps" + (f" (trained with {sampler['train_timesteps']})" if "train_timesteps" in sampler else ""))
+    print("  inputs:")
+    for i in p["inputs"]:
+        norm = (i.get("normalization") or {}).get("type", "-")
+        extra = f" max_length {i['max_length']}" if "max_length" in i else ""
+        print(f"    {i['name']:<20} {i['kind']:<7} {i['dtype']:<8} {i['shape']}  normalization {norm}{extra}")
+    if p.get("embedding"):
+        print(f"  embedding for failure prediction: encoder output {p['embedding']['output']!r} ({p['embedding']['dim']} dims)")
+    if p.get("tokenizer"):
+        print(f"  tokenizer: {p['tokenizer']['file']}")
+    print("  graphs:")
+    for name, g in desc["graphs"].items():
+        print(f"    {name:<8} {g['file']} ({g['bytes'] / 1e6:.2f} MB)")
+        for kind in ("inputs", "outputs"):
+            for n, s in g.get(kind, {}).items():
+                print(f"      {kind[:-1]:<6} {n:<16} {s['dtype']:<8} {s['shape']}")
+    prov = p.get("provenance") or {}
+    if prov:
+        print("  provenance:")
+        for key in ("dataset", "commit", "created", "metrics"):
+            if key in prov:
+                value = prov[key]
+                if isinstance(value, dict):
+                    value = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+                print(f"    {key}: {value}")
+    return 0

@@ -1,0 +1,205 @@
+"""Diffusion policy (torch): per-camera ResNet-style encoders + proprioceptive state give the
+observation features; a 1D temporal convolution UNet with FiLM conditioning predicts the noise of
+an action chunk; DDPM training (cosine schedule), DDIM sampling with any number of steps.
+
+Exported as two graphs: ``encoder`` (observation -> ``cond``, also the failure-prediction
+embedding) and ``step`` (``sample``, ``timestep``, ``cond`` -> ``epsilon``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robostack.policies import sampling
+from robostack.policies.layers import ImageEncoder, random_shift, sinusoidal_embedding, group_count
+from robostack.policies.model_inputs import ModelInputs
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Architecture and schedule. The defaults train on a 2-core CPU (see docs/policies.md)."""
+
+    image_channels: tuple[int, ...] = (32, 64, 128)
+    keypoints: int = 32
+    image_feature_dim: int = 64
+    unet_channels: tuple[int, ...] = (64, 128, 256)
+    kernel_size: int = 5
+    time_embed_dim: int = 128
+    train_timesteps: int = 100
+    inference_steps: int = 16
+    clip_sample: float = 1.0
+    image_shift: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DiffusionConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+TINY_DIFFUSION = DiffusionConfig(
+    image_channels=(8, 16), keypoints=8, image_feature_dim=16, unet_channels=(16, 32, 32), kernel_size=3, time_embed_dim=16
+)
+
+
+class Conv1dBlock(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(group_count(c_out), c_out), nn.Mish())
+
+
+class FilmResBlock1d(nn.Module):
+    """Two conv blocks; the condition scales and shifts the features between them (FiLM)."""
+
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int) -> None:
+        super().__init__()
+        self.block1 = Conv1dBlock(c_in, c_out, kernel)
+        self.block2 = Conv1dBlock(c_out, c_out, kernel)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.block1(x)
+        scale, bias = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+        h = self.block2(h * (1 + scale) + bias)
+        return h + self.skip(x)
+
+
+class ConditionalUnet1D(nn.Module):
+    """Temporal UNet over ``(B, A, H)``: two downsamplings, skip connections, FiLM everywhere."""
+
+    def __init__(self, action_dim: int, obs_cond_dim: int, channels: tuple[int, ...], kernel: int, time_dim: int) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, 4 * time_dim), nn.Mish(), nn.Linear(4 * time_dim, time_dim))
+        cond_dim = time_dim + obs_cond_dim
+        dims = [action_dim, *channels]
+        pairs = list(zip(dims[:-1], dims[1:]))
+        self.down = nn.ModuleList()
+        for i, (c_in, c_out) in enumerate(pairs):
+            last = i == len(pairs) - 1
+            self.down.append(
+                nn.ModuleList(
+                    [
+                        FilmResBlock1d(c_in, c_out, cond_dim, kernel),
+                        FilmResBlock1d(c_out, c_out, cond_dim, kernel),
+                        nn.Identity() if last else nn.Conv1d(c_out, c_out, 3, stride=2, padding=1),
+                    ]
+                )
+            )
+        mid = channels[-1]
+        self.mid = nn.ModuleList([FilmResBlock1d(mid, mid, cond_dim, kernel), FilmResBlock1d(mid, mid, cond_dim, kernel)])
+        self.up = nn.ModuleList()
+        for c_in, c_out in reversed(pairs[1:]):
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        FilmResBlock1d(2 * c_out, c_in, cond_dim, kernel),
+                        FilmResBlock1d(c_in, c_in, cond_dim, kernel),
+                        nn.ConvTranspose1d(c_in, c_in, 4, stride=2, padding=1),
+                    ]
+                )
+            )
+        self.final = nn.Sequential(Conv1dBlock(channels[0], channels[0], kernel), nn.Conv1d(channels[0], action_dim, 1))
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, obs_cond: torch.Tensor) -> torch.Tensor:
+        """``sample (B, H, A)``, ``timestep (B,)``, ``obs_cond (B, C)`` -> noise ``(B, H, A)``."""
+        cond = torch.cat([self.time_mlp(sinusoidal_embedding(timestep, self.time_dim)), obs_cond], dim=-1)
+        x = sample.transpose(1, 2)
+        skips = []
+        for res1, res2, down in self.down:
+            x = res2(res1(x, cond), cond)
+            skips.append(x)
+            x = down(x)
+        for block in self.mid:
+            x = block(x, cond)
+        for res1, res2, up in self.up:
+            x = torch.cat([x, skips.pop()], dim=1)
+            x = up(res2(res1(x, cond), cond))
+        return self.final(x).transpose(1, 2)
+
+
+def _module_name(input_name: str) -> str:
+    return input_name.replace("/", "_").replace(".", "_")
+
+
+class DiffusionPolicyModel(nn.Module):
+    """Observation encoder + noise-prediction UNet; inputs are normalized tensors keyed by the
+    policy input names (``image/<cam>`` ``(B, T, 3, h, w)``, ``state`` ``(B, T, D)``)."""
+
+    kind = "diffusion"
+    encoder_outputs = ("cond",)
+    embedding_output = "cond"
+    prediction = "epsilon"
+
+    def __init__(self, inputs: ModelInputs, config: DiffusionConfig | None = None) -> None:
+        super().__init__()
+        config = config or DiffusionConfig()
+        if inputs.action_horizon % 4:
+            raise ValueError(f"the diffusion UNet halves the action horizon twice: use a multiple of 4, got {inputs.action_horizon}")
+        if inputs.has_text:
+            raise ValueError("the diffusion policy takes no instruction input; use the vla policy for language")
+        self.inputs = inputs
+        self.config = config
+        self.image_encoders = nn.ModuleDict(
+            {_module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim) for c in inputs.cameras}
+        )
+        self.cond_dim = inputs.obs_horizon * (len(inputs.cameras) * config.image_feature_dim + inputs.state_dim)
+        self.unet = ConditionalUnet1D(inputs.action_dim, self.cond_dim, config.unet_channels, config.kernel_size, config.time_embed_dim)
+        self.alphas_cumprod = sampling.squaredcos_alphas_cumprod(config.train_timesteps)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.cond_dim
+
+    def encode(self, inputs: Mapping[str, torch.Tensor], augment: bool = False) -> dict[str, torch.Tensor]:
+        feats = []
+        batch = inputs["state"].shape[0]
+        for cam in self.inputs.cameras:
+            images = inputs[cam]
+            b, t, c, h, w = images.shape
+            flat = images.reshape(b * t, c, h, w)
+            if augment:
+                flat = random_shift(flat, self.config.image_shift)
+            feats.append(self.image_encoders[_module_name(cam)](flat).reshape(b, t, -1))
+        feats.append(inputs["state"])
+        return {"cond": torch.cat(feats, dim=-1).reshape(batch, -1)}
+
+    def step(self, sample: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.unet(sample, timestep, cond)
+
+    def loss(self, inputs: Mapping[str, torch.Tensor], actions: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """DDPM noise-prediction MSE on normalized ``actions (B, H, A)``."""
+        cond = self.encode(inputs, augment=self.training)["cond"]
+        b = actions.shape[0]
+        t = torch.randint(0, self.config.train_timesteps, (b,), generator=generator)
+        noise = torch.randn(actions.shape, generator=generator).to(actions.device)
+        acp = torch.as_tensor(self.alphas_cumprod, dtype=torch.float32)[t].to(actions.device)[:, None, None]
+        noisy = acp.sqrt() * actions + (1 - acp).sqrt() * noise
+        return F.mse_loss(self.step(noisy, t.to(actions.device).float(), cond), noise)
+
+    @torch.no_grad()
+    def sample(self, inputs: Mapping[str, torch.Tensor], noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """DDIM (eta = 0) from ``noise (B, H, A)``; normalized actions. Mirrors
+        :func:`robostack.policies.sampling.ddim_update` in torch (the parity reference)."""
+        cond = self.encode(inputs)["cond"]
+        if cond.shape[0] == 1 and noise.shape[0] > 1:
+            cond = cond.expand(noise.shape[0], -1)
+        timesteps = sampling.ddim_timesteps(self.config.train_timesteps, steps or self.config.inference_steps)
+        x = noise
+        clip = self.config.clip_sample
+        for i, t in enumerate(timesteps):
+            eps = self.step(x, torch.full((x.shape[0],), float(t), device=x.device), cond)
+            a_t = float(np.float32(self.alphas_cumprod[t]))
+            a_prev = float(np.float32(self.alphas_cumprod[timesteps[i + 1]])) if i + 1 < len(timesteps) else 1.0
+            x0 = (x - (1 - torch.tensor(a_t)).sqrt() * eps) / torch.tensor(a_t).sqrt()
+            if clip:
+                x0 = x0.clamp(-clip, clip)
+            x = torch.tensor(a_prev).sqrt() * x0 + (1 - torch.tensor(a_prev)).sqrt() * eps
+        return x

@@ -1,0 +1,202 @@
+"""An exported policy package run in-process with ONNX Runtime and numpy (no torch).
+
+It implements :class:`robostack.chunks.Policy`: the observation history is kept by capture stamp,
+the encoder graph runs once per chunk, and the sampling loop (DDIM or flow-matching Euler) runs
+here in numpy, calling the step graph once per step, so the loop and its step count belong to the
+caller, not the graph.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from robostack.chunks import ActionChunk, Observation
+from robostack.policies import sampling
+from robostack.policies.package import PolicyPackage, load_package, open_session
+from robostack.policies.preprocessing import encoder_feed
+
+
+class OnnxPolicy:
+    """``Policy`` over a policy package.
+
+    ``steps`` overrides the package's sampler steps; ``seed`` fixes the sampling noise;
+    ``providers`` are onnxruntime execution providers (CPU by default); ``fused`` runs the
+    package's optional ``sampler`` graph (the whole loop in one call) instead of the numpy loop.
+    """
+
+    def __init__(
+        self,
+        package: str | Path | PolicyPackage,
+        steps: int | None = None,
+        seed: int | None = None,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        fused: bool = False,
+    ) -> None:
+        self.package = package if isinstance(package, PolicyPackage) else load_package(package)
+        spec = self.package.spec
+        self.spec = spec
+        self.steps = steps or spec.sampler.steps
+        self.fused = None
+        if fused:
+            if "sampler" not in spec.graphs:
+                raise ValueError(f"{self.package.root}: fused sampling asked for, but the package has no 'sampler' graph")
+            if self.steps != spec.sampler.steps:
+                raise ValueError(f"the fused sampler graph runs {spec.sampler.steps} steps; it cannot run {self.steps}")
+            self.fused = open_session(self.package.graph_path("sampler"), providers, threads)
+        if spec.sampler.type == "ddim":
+            assert spec.sampler.train_timesteps is not None
+            self._timesteps = sampling.ddim_timesteps(spec.sampler.train_timesteps, self.steps)
+        else:
+            self._timesteps = sampling.flow_times(self.steps)
+        self.encoder = open_session(self.package.graph_path("encoder"), providers, threads)
+        self.step = open_session(self.package.graph_path("step"), providers, threads)
+        self._step_inputs = [i.name for i in self.step.get_inputs()]
+        self._cond_names = [n for n in self._step_inputs if n not in ("sample", "timestep")]
+        self._encoder_outputs = [o.name for o in self.encoder.get_outputs()]
+        self.dt_ns = int(round(1e9 / spec.fps))
+        self._history: deque[tuple[int, Observation]] = deque()
+        self._rng = np.random.default_rng(seed)
+        self.last_embedding: np.ndarray | None = None
+        self.last_timing_ms: dict[str, float] = {}
+
+    # -- Policy ------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        self._history.clear()
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.last_embedding = None
+
+    def observe(self, obs: Observation, stamp_ns: int) -> None:
+        """Add an observation to the history without acting (callers that see every control
+        step can keep the history as dense as training saw it)."""
+        if self._history and stamp_ns < self._history[-1][0]:
+            raise ValueError(f"observation stamp {stamp_ns} is older than the previous one {self._history[-1][0]}")
+        if self._history and stamp_ns == self._history[-1][0]:
+            self._history.pop()
+        self._history.append((stamp_ns, obs))
+        horizon_ns = self.spec.observation_horizon * self.dt_ns
+        while len(self._history) > 1 and self._history[1][0] <= stamp_ns - horizon_ns:
+            self._history.popleft()
+
+    def history(self) -> list[Observation]:
+        """The observations the next encoder call uses, oldest first: for each grid time
+        ``now - k·dt`` the newest observation at or before it (the oldest one held when none)."""
+        newest = self._history[-1][0]
+        out = []
+        for k in range(self.spec.observation_horizon - 1, -1, -1):
+            target = newest - k * self.dt_ns
+            chosen = self._history[0][1]
+            for stamp, obs in self._history:
+                if stamp <= target:
+                    chosen = obs
+            out.append(chosen)
+        return out
+
+    def act(self, obs: Observation, stamp_ns: int) -> ActionChunk:
+        t0 = time.perf_counter()
+        self.observe(obs, stamp_ns)
+        actions = self.sample_actions(encoder_feed(self.spec, self.package.tokenizer, self.history()), num_samples=1)[0]
+        self.last_timing_ms["total"] = 1e3 * (time.perf_counter() - t0)
+        return ActionChunk(
+            actions=actions,
+            start_ns=int(stamp_ns),
+            dt_ns=self.dt_ns,
+            obs_stamp_ns=int(stamp_ns),
+            meta={"policy": self.spec.name, "steps": self.steps},
+        )
+
+    # -- lower level -------------------------------------------------------------------------
+    def encode(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the encoder graph; all its outputs by name."""
+        outputs = self.encoder.run(None, dict(feed))
+        return dict(zip(self._encoder_outputs, outputs))
+
+    def denoise(self, encoded: Mapping[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
+        """The sampling loop from ``noise`` ``(B, H, A)``; normalized actions ``(B, H, A)``.
+        Encoder outputs with batch 1 are repeated to B."""
+        x = np.asarray(noise, dtype=np.float32)
+        batch = x.shape[0]
+        cond = {}
+        for name in self._cond_names:
+            value = encoded[name]
+            cond[name] = np.repeat(value, batch, axis=0) if value.shape[0] == 1 and batch > 1 else value
+        out_name = self.spec.sampler.prediction
+        sampler = self.spec.sampler
+        for i, t in enumerate(self._timesteps):
+            feed = {"sample": x, "timestep": np.full(batch, t, dtype=np.float32), **cond}
+            pred = self.step.run([out_name], feed)[0]
+            if sampler.type == "ddim":
+                assert sampler.alphas_cumprod is not None
+                t_prev = int(self._timesteps[i + 1]) if i + 1 < len(self._timesteps) else -1
+                x = sampling.ddim_update(x, pred, int(t), t_prev, sampler.alphas_cumprod, sampler.clip_sample)
+            else:
+                x = sampling.flow_update(x, pred, 1.0 / self.steps)
+        return x
+
+    def sample_actions(
+        self, feed: Mapping[str, np.ndarray], num_samples: int = 1, noise: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``num_samples`` chunks ``(B, H, A)`` in raw action units for one encoded observation."""
+        t0 = time.perf_counter()
+        if noise is None:
+            noise = self._rng.standard_normal((num_samples, self.spec.action_horizon, self.spec.action_dim)).astype(np.float32)
+        if self.fused is not None:
+            batch = noise.shape[0]
+            tiled = {k: np.repeat(v, batch, axis=0) if v.shape[0] == 1 and batch > 1 else v for k, v in feed.items()}
+            normalized = self.fused.run(["actions"], {**tiled, "noise": np.asarray(noise, dtype=np.float32)})[0]
+            self.last_timing_ms = {"fused": 1e3 * (time.perf_counter() - t0)}
+            return self.spec.action_normalization.invert(normalized)
+        encoded = self.encode(feed)
+        t1 = time.perf_counter()
+        if self.spec.embedding_output is not None:
+            self.last_embedding = encoded[self.spec.embedding_output][0]
+        normalized = self.denoise(encoded, noise)
+        t2 = time.perf_counter()
+        self.last_timing_ms = {"encoder": 1e3 * (t1 - t0), "sampling": 1e3 * (t2 - t1)}
+        return self.spec.action_normalization.invert(normalized)
+
+    def camera_requests(self) -> dict[str, tuple[int, int]]:
+        """Cameras the policy reads, as ``{camera: (height, width)}`` for a renderer: the
+        resolution the training data was recorded at when the package says so (frames are then
+        downscaled exactly as in training), else the model's own input size."""
+        dataset = self.spec.provenance.get("dataset") if isinstance(self.spec.provenance, dict) else None
+        recorded = (dataset or {}).get("source_image_shapes") or {}
+        out = {}
+        for inp in self.spec.inputs:
+            if inp.kind == "image":
+                shape = recorded.get(inp.name) or inp.shape
+                out[inp.name.split("/", 1)[-1]] = (int(shape[0]), int(shape[1]))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.spec.name, "steps": self.steps, "fps": self.spec.fps, "root": str(self.package.root)}
+
+
+def policy_from_directory(path: str | Path, context: object = None) -> OnnxPolicy | None:
+    """Loader hook for the evaluation runner: an :class:`OnnxPolicy` when ``path`` holds a policy
+    package (a ``policy.json`` of this format), None for any other directory. A package that
+    claims the format but is broken raises :class:`~robostack.policies.package.PolicyPackageError`.
+
+    ``context`` (the runner's ``PolicyContext``) is accepted for the hook's signature; the
+    package itself says what it needs. The twin registers this with
+    ``register_policy_dir_loader``; this module does not import the twin (layers import down)."""
+    import json
+
+    from robostack.policies.package import FORMAT, POLICY_JSON
+
+    manifest = Path(path) / POLICY_JSON
+    if not manifest.is_file():
+        return None
+    try:
+        declared = json.loads(manifest.read_text()).get("format")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if declared != FORMAT:
+        return None
+    return OnnxPolicy(path)

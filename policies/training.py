@@ -1,0 +1,353 @@
+"""Training a diffusion or VLA-style policy on a recorded dataset (torch).
+
+AdamW with warmup + cosine decay, an EMA copy of the weights (what gets exported), whole-episode
+validation split with a fixed-noise validation loss, checkpoints that resume exactly (model, EMA,
+optimizer, schedule, step, RNG states), ``metrics.jsonl``, a tqdm bar and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from robostack.policies.model_inputs import ModelInputs
+from robostack.policies.normalization import default_image_normalization
+from robostack.policies.run_store import (
+    CHECKPOINT,
+    LOSS_PLOT,
+    METRICS,
+    POLICY_KINDS,
+    RunError,
+    RunInfo,
+    build_model,
+    load_checkpoint,
+    read_metrics,
+    save_checkpoint,
+)
+from robostack.policies.tokenizer import WordTokenizer
+from robostack.policies.training_data import (
+    ACTION_KEY,
+    STATE_KEY,
+    TrainingData,
+    WindowSampler,
+    load_training_data,
+    split_episodes,
+)
+
+MODEL_SIZES = ("default", "tiny")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults are sized for a 2-core CPU (about 0.5 s per step with one
+    64x64 camera, see docs/policies.md)."""
+
+    dataset: str
+    out: str
+    policy: str = "diffusion"
+    steps: int = 6000
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    image_size: tuple[int, int] = (64, 64)
+    cameras: tuple[str, ...] | None = None
+    obs_horizon: int | None = None
+    """Default 2 for diffusion, 1 for vla."""
+    action_horizon: int = 16
+    text_length: int = 16
+    val_fraction: float = 0.1
+    val_every: int = 500
+    val_batches: int = 4
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    model_size: str = "default"
+    max_episodes: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICY_KINDS:
+            raise ValueError(f"policy must be one of {POLICY_KINDS}, got {self.policy!r}")
+        if self.model_size not in MODEL_SIZES:
+            raise ValueError(f"model_size must be one of {MODEL_SIZES}, got {self.model_size!r}")
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every", "action_horizon", "val_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        self.image_size = tuple(self.image_size)  # type: ignore[assignment]
+        if self.cameras is not None:
+            self.cameras = tuple(self.cameras)
+        if self.obs_horizon is None:
+            self.obs_horizon = 2 if self.policy == "diffusion" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    train_loss: float | None
+    val_loss: float | None
+    train_time_s: float
+    seconds_per_step: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def model_config_for(policy: str, size: str) -> dict[str, Any]:
+    if policy == "diffusion":
+        from robostack.policies.diffusion_model import TINY_DIFFUSION, DiffusionConfig
+
+        return (TINY_DIFFUSION if size == "tiny" else DiffusionConfig()).to_dict()
+    from robostack.policies.vla_model import TINY_VLA, VlaConfig
+
+    return (TINY_VLA if size == "tiny" else VlaConfig()).to_dict()
+
+
+def make_run_info(config: TrainConfig, data: TrainingData) -> RunInfo:
+    tokenizer = WordTokenizer.build(data.tasks, config.text_length) if config.policy == "vla" else None
+    state_dim = data.episodes[0].state.shape[1]
+    action_dim = data.episodes[0].action.shape[1]
+    inputs = ModelInputs(
+        cameras=data.cameras,
+        image_size=config.image_size,
+        state_dim=state_dim,
+        action_dim=action_dim,
+        obs_horizon=int(config.obs_horizon or 1),
+        action_horizon=config.action_horizon,
+        vocab_size=tokenizer.size if tokenizer else 0,
+        text_length=tokenizer.max_length if tokenizer else 0,
+    )
+    return RunInfo(
+        kind=config.policy,
+        inputs=inputs,
+        model_config=model_config_for(config.policy, config.model_size),
+        fps=data.fps,
+        state_normalization=data.normalization(STATE_KEY),
+        action_normalization=data.normalization(ACTION_KEY),
+        image_normalization=default_image_normalization(),
+        action_names=data.action_names,
+        tokenizer=tokenizer,
+        dataset=data.describe(),
+        train_config=config.to_dict(),
+    )
+
+
+def model_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Normalize a raw sample batch with the run's normalization into model tensors."""
+    inputs: dict[str, torch.Tensor] = {}
+    for cam in info.inputs.cameras:
+        inputs[cam] = torch.from_numpy(info.image_normalization.apply(raw[cam])).to(device)
+    inputs["state"] = torch.from_numpy(info.state_normalization.apply(raw["state"])).to(device)
+    if info.inputs.has_text:
+        assert info.tokenizer is not None
+        inputs["instruction"] = torch.tensor(info.tokenizer.encode_batch(raw["instruction"]), dtype=torch.int64, device=device)
+    actions = torch.from_numpy(info.action_normalization.apply(raw["action"])).to(device)
+    return inputs, actions
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, sampler: WindowSampler, info: RunInfo, config: TrainConfig, device: torch.device) -> float:
+    """Mean loss over fixed validation samples with fixed noise (comparable across steps)."""
+    was_training = model.training
+    model.eval()
+    rows_rng = np.random.default_rng(12345)
+    generator = torch.Generator().manual_seed(12345)
+    losses = []
+    for _ in range(config.val_batches):
+        rows = rows_rng.integers(0, len(sampler), min(config.batch_size, len(sampler)))
+        inputs, actions = model_batch(sampler.batch(rows), info, device)
+        losses.append(float(model.loss(inputs, actions, generator)))
+    model.train(was_training)
+    return float(np.mean(losses))
+
+
+def plot_losses(run_dir: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = read_metrics(run_dir)
+    train = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
+    val = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train", lw=1)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation (EMA)", ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if train and min(v for _, v in train) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = run_dir / LOSS_PLOT
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(run_dir / METRICS, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop metric rows logged after the checkpoint a resume starts from."""
+    kept = [m for m in read_metrics(run_dir) if m["step"] <= step]
+    (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
+
+
+def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run in ``config.out`` up to ``config.steps``.
+    ``stop_at`` ends this session early at that step with a checkpoint (the schedule still
+    spans ``config.steps``), as a time-boxed session or an interruption would."""
+    from tqdm import tqdm
+
+    run_dir = Path(config.out)
+    has_checkpoint = (run_dir / CHECKPOINT).is_file()
+    if has_checkpoint and not resume:
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not has_checkpoint:
+        raise RunError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda was asked for, but torch sees no CUDA device")
+    torch.manual_seed(config.seed)
+
+    bar_load = tqdm(desc="loading episodes", unit="ep", disable=not config.progress, leave=False)
+    data = load_training_data(config.dataset, config.image_size, config.cameras, config.max_episodes, progress=bar_load.update)
+    bar_load.close()
+    if resume:
+        info = RunInfo.load(run_dir)
+        if info.kind != config.policy:
+            raise RunError(f"{run_dir} trains a {info.kind!r} policy, not {config.policy!r}")
+        if tuple(info.inputs.cameras) != data.cameras:
+            raise RunError(f"{run_dir} was trained on cameras {list(info.inputs.cameras)}, the dataset gives {list(data.cameras)}")
+    else:
+        info = make_run_info(config, data)
+        info.save(run_dir)
+    train_eps, val_eps = split_episodes(data.episodes, config.val_fraction, config.seed)
+    obs_h, act_h = info.inputs.obs_horizon, info.inputs.action_horizon
+    train_sampler = WindowSampler(train_eps, obs_h, act_h)
+    val_sampler = WindowSampler(val_eps, obs_h, act_h) if val_eps else None
+
+    model = build_model(info).to(device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.warmup_steps, config.steps))
+    rng = np.random.default_rng(config.seed)
+    step = 0
+    train_time = 0.0
+    if resume:
+        ckpt = load_checkpoint(run_dir)
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["schedule"])
+        rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        step = int(ckpt["step"])
+        train_time = float(ckpt.get("train_time_s", 0.0))
+        _truncate_metrics(run_dir, step)
+    else:
+        (run_dir / METRICS).write_text("")
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            run_dir,
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "train_time_s": train_time,
+                "kind": info.kind,
+            },
+        )
+
+    model.train()
+    last_loss: float | None = None
+    last_val: float | None = None
+    window: list[float] = []
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {info.kind}", unit="step", disable=not config.progress)
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    while step < end:
+        t0 = time.perf_counter()
+        rows = rng.integers(0, len(train_sampler), config.batch_size)
+        inputs, actions = model_batch(train_sampler.batch(rows), info, device)
+        loss = model.loss(inputs, actions)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        schedule.step()
+        step += 1
+        # EMA warm-up: early weights move fast, so the average does not remember the init
+        _ema_update(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
+        train_time += time.perf_counter() - t0
+        window.append(float(loss.detach()))
+        if step % config.log_every == 0 or step == config.steps:
+            last_loss = float(np.mean(window))
+            window.clear()
+            _append_metrics(run_dir, {"step": step, "loss": last_loss, "lr": schedule.get_last_lr()[0], "time_s": round(train_time, 3)})
+            bar.set_postfix(loss=f"{last_loss:.4f}", **({"val": f"{last_val:.4f}"} if last_val is not None else {}))
+        if val_sampler is not None and (step % config.val_every == 0 or step == config.steps):
+            last_val = validation_loss(ema, val_sampler, info, config, device)
+            _append_metrics(run_dir, {"step": step, "val_loss": last_val})
+        if step % config.checkpoint_every == 0 or step == end:
+            checkpoint()
+            plot_losses(run_dir)
+        bar.update(1)
+    bar.close()
+    return TrainResult(
+        run_dir=run_dir,
+        step=step,
+        train_loss=last_loss,
+        val_loss=last_val,
+        train_time_s=train_time,
+        seconds_per_step=(train_time / step) if step else None,
+        history=read_metrics(run_dir),
+    )

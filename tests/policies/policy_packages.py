@@ -1,0 +1,62 @@
+"""Tiny randomly initialised policies exported to real packages, for tests that run in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from policy_datasets import INSTRUCTIONS
+
+STATE_DIM = 8  # the twin's Panda: 7 arm joints + gripper
+ACTION_DIM = 8
+
+
+def normalizations(seed: int = 0):
+    from robostack.policies.normalization import min_max_from_data
+
+    rng = np.random.default_rng(seed)
+    state = min_max_from_data(rng.uniform(-2.0, 2.0, (64, STATE_DIM)))
+    action = min_max_from_data(rng.uniform(-1.0, 1.5, (64, ACTION_DIM)))
+    return state, action
+
+
+def tiny_diffusion_package(out: Path, seed: int = 0, image_size=(32, 32), horizon: int = 8):
+    """(torch model, loaded package) of a random tiny diffusion policy with one camera."""
+    import torch
+
+    from robostack.policies.diffusion_model import TINY_DIFFUSION, DiffusionPolicyModel
+    from robostack.policies.export import export_model
+    from robostack.policies.model_inputs import ModelInputs
+
+    torch.manual_seed(seed)
+    model = DiffusionPolicyModel(ModelInputs(("image/front",), image_size, STATE_DIM, ACTION_DIM, 2, horizon), TINY_DIFFUSION).eval()
+    state, action = normalizations(seed)
+    package = export_model(model, out, fps=20, state_normalization=state, action_normalization=action, name="tiny-diffusion")
+    return model, package
+
+
+def tiny_vla_package(out: Path, seed: int = 0, image_size=(32, 32), horizon: int = 8):
+    """(torch model, loaded package) of a random tiny VLA-style policy with one camera."""
+    import torch
+
+    from robostack.policies.export import export_model
+    from robostack.policies.model_inputs import ModelInputs
+    from robostack.policies.tokenizer import WordTokenizer
+    from robostack.policies.vla_model import TINY_VLA, VlaPolicyModel
+
+    torch.manual_seed(seed)
+    tokenizer = WordTokenizer.build(INSTRUCTIONS, max_length=8)
+    inputs = ModelInputs(("image/front",), image_size, STATE_DIM, ACTION_DIM, 1, horizon, tokenizer.size, tokenizer.max_length)
+    model = VlaPolicyModel(inputs, TINY_VLA).eval()
+    state, action = normalizations(seed)
+    package = export_model(model, out, fps=20, state_normalization=state, action_normalization=action, tokenizer=tokenizer, name="tiny-vla")
+    return model, package
+
+
+def random_observation(rng: np.random.Generator, height: int = 48, width: int = 64, instruction: str = INSTRUCTIONS[0]) -> dict:
+    return {
+        "image/front": rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+        "state": rng.uniform(-2.0, 2.0, STATE_DIM).astype(np.float32),
+        "instruction": np.array(instruction),
+    }

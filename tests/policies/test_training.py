@@ -1,0 +1,173 @@
+"""Training on a real (tiny) dataset written with DatasetWriter: losses, validation, checkpoints,
+exact resume, export of the run, and the train/export/policy inspect commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the train extra (torch)")
+
+from policy_datasets import INSTRUCTIONS, write_tiny_dataset  # noqa: E402
+from robostack.policies.run_store import RunError, RunInfo, load_checkpoint, read_metrics  # noqa: E402
+from robostack.policies.training import TrainConfig, train  # noqa: E402
+from robostack.policies.training_data import WindowSampler, load_training_data  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    write_tiny_dataset(root, [20, 24, 18, 22])
+    return root
+
+
+def _config(dataset: Path, out: Path, policy: str = "diffusion", steps: int = 6) -> TrainConfig:
+    return TrainConfig(
+        dataset=str(dataset), out=str(out), policy=policy, steps=steps, batch_size=8, image_size=(32, 32),
+        action_horizon=8, model_size="tiny", val_every=3, checkpoint_every=3, log_every=1, warmup_steps=2,
+        val_fraction=0.25, progress=False, threads=1,
+    )
+
+
+def test_training_data_decodes_resizes_and_windows_episodes(dataset):
+    data = load_training_data(dataset, (32, 32))
+    assert data.cameras == ("image/front",)
+    assert [e.length for e in data.episodes] == [20, 24, 18, 22]
+    assert data.episodes[0].images["image/front"].shape == (20, 32, 32, 3)
+    assert data.tasks == sorted(INSTRUCTIONS)
+    # red square in even episodes, blue in odd ones survives decoding and resizing
+    red = data.episodes[0].images["image/front"][0].reshape(-1, 3).max(axis=0)
+    blue = data.episodes[1].images["image/front"][0].reshape(-1, 3).max(axis=0)
+    assert red[0] > 150 > red[2] and blue[2] > 150 > blue[0]
+    sampler = WindowSampler(data.episodes, obs_horizon=2, action_horizon=8)
+    batch = sampler.batch(np.array([0, 19]))  # first and last frame of episode 0
+    assert batch["image/front"].shape == (2, 2, 32, 32, 3)
+    np.testing.assert_array_equal(batch["state"][0, 0], batch["state"][0, 1])  # clamped at the start
+    np.testing.assert_array_equal(batch["action"][0], data.episodes[0].action[:8])
+    np.testing.assert_array_equal(batch["action"][1], np.repeat(data.episodes[0].action[19:20], 8, axis=0))  # padded at the end
+    norm = data.normalization("observation.state")
+    assert norm.kind == "min_max"
+    np.testing.assert_allclose(norm.params["max"][0], max(0.1 * (n - 1) for n in (20, 24, 18, 22)), rtol=1e-5)
+
+
+def test_train_writes_metrics_checkpoint_and_loss_plot(dataset, tmp_path):
+    result = train(_config(dataset, tmp_path / "run"))
+    assert result.step == 6
+    metrics = read_metrics(tmp_path / "run")
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4, 5, 6]
+    assert [m["step"] for m in metrics if "val_loss" in m] == [3, 6]
+    assert all(np.isfinite(m.get("loss", m.get("val_loss"))) for m in metrics)
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    info = RunInfo.load(tmp_path / "run")
+    assert info.kind == "diffusion" and info.inputs.obs_horizon == 2 and info.fps == 20
+    assert info.dataset["episodes"] == 4
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["step"] == 6 and set(ckpt) >= {"model", "ema", "optimizer", "schedule"}
+
+
+def test_resumed_training_ends_with_the_same_weights_as_an_uninterrupted_run(dataset, tmp_path):
+    train(_config(dataset, tmp_path / "straight", steps=6))
+    train(_config(dataset, tmp_path / "split", steps=6), stop_at=4)  # checkpoints at 3 and 4
+    train(_config(dataset, tmp_path / "split", steps=6), resume=True)
+    a = load_checkpoint(tmp_path / "straight")
+    b = load_checkpoint(tmp_path / "split")
+    assert b["step"] == 6
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            torch.testing.assert_close(b[key][name], tensor, rtol=0, atol=1e-6, msg=f"{key}.{name} differs after resume")
+    assert [m["step"] for m in read_metrics(tmp_path / "split") if "loss" in m] == [1, 2, 3, 4, 5, 6]
+
+
+def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(dataset, tmp_path):
+    train(_config(dataset, tmp_path / "run", steps=3))
+    with pytest.raises(RunError, match="already holds a run; pass --resume"):
+        train(_config(dataset, tmp_path / "run", steps=3))
+    with pytest.raises(RunError, match="nothing to resume"):
+        train(_config(dataset, tmp_path / "fresh", steps=3), resume=True)
+
+
+def test_trained_vla_run_exports_a_package_with_its_tokenizer_and_provenance(dataset, tmp_path):
+    from robostack.policies.export import export_run
+    from robostack.policies.onnx_policy import OnnxPolicy
+
+    train(_config(dataset, tmp_path / "run", policy="vla", steps=4))
+    package = export_run(tmp_path / "run", tmp_path / "pkg")
+    assert package.tokenizer is not None and "red" in package.tokenizer.vocab and "blue" in package.tokenizer.vocab
+    assert package.spec.provenance["metrics"]["steps"] == 4
+    assert package.spec.provenance["dataset"]["episodes"] == 4
+    assert package.spec.provenance["weights"] == "ema"
+    assert package.spec.action_names == ("j0", "j1", "j2", "gripper")
+    policy = OnnxPolicy(package, seed=0)
+    chunk = policy.act({"image/front": np.zeros((48, 64, 3), np.uint8), "state": np.zeros(4, np.float32), "instruction": np.array(INSTRUCTIONS[1])}, 0)
+    assert chunk.actions.shape == (8, 4)
+
+
+def _cli(argv: list[str]) -> int:
+    from robostack.policies import cli
+
+    parser = argparse.ArgumentParser(prog="robostack")
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.slow
+def test_train_export_inspect_commands_end_to_end(dataset, tmp_path, capsys):
+    run, pkg = tmp_path / "run", tmp_path / "pkg"
+    common = ["train", "--dataset", str(dataset), "--out", str(run), "--model-size", "tiny", "--image-size", "32",
+              "--action-horizon", "8", "--batch-size", "8", "--val-every", "2", "--checkpoint-every", "2", "--no-progress", "--json"]
+    assert _cli([*common, "--steps", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 2
+    assert _cli([*common, "--steps", "4"]) == 2  # refuses to overwrite
+    assert "pass --resume" in capsys.readouterr().err
+    assert _cli([*common, "--steps", "4", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 4
+    assert _cli(["export", str(run), "--out", str(pkg), "--steps", "4"]) == 0
+    assert "exported diffusion policy" in capsys.readouterr().out
+    assert _cli(["policy", "inspect", str(pkg)]) == 0
+    text = capsys.readouterr().out
+    assert "valid" in text and "ddim, 4 steps (trained with 100)" in text and "image/front" in text
+    assert _cli(["policy", "inspect", str(pkg), "--json"]) == 0
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["graphs"]["step"]["inputs"]["sample"]["shape"] == ["batch", 8, 4]
+    (pkg / "step.onnx").unlink()
+    assert _cli(["policy", "inspect", str(pkg)]) == 1
+    assert "missing graph file 'step.onnx'" in capsys.readouterr().err
+
+
+def test_train_command_reports_an_unknown_camera(dataset, tmp_path, capsys):
+    code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--cameras", "wrist", "--no-progress"])
+    assert code == 2
+    assert "no camera 'wrist'; the dataset has ['front']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_vla_training_fits_a_small_dataset_and_the_exported_policy_reproduces_its_actions(tmp_path):
+    """Learning for real: after a short run the exported package's chunks are far closer to the
+    demonstrated actions than the dataset's mean action is."""
+    from robostack.policies.export import export_run
+    from robostack.policies.onnx_policy import OnnxPolicy
+    from robostack.policies.preprocessing import encoder_feed
+
+    write_tiny_dataset(tmp_path / "data", [30, 30])
+    config = TrainConfig(dataset=str(tmp_path / "data"), out=str(tmp_path / "run"), policy="vla", steps=300, batch_size=32,
+                         image_size=(32, 32), action_horizon=8, model_size="tiny", val_fraction=0, warmup_steps=20, lr=3e-3,
+                         ema_decay=0.9, log_every=50, checkpoint_every=300, progress=False, seed=0)
+    train(config)
+    package = export_run(tmp_path / "run", tmp_path / "pkg")
+    data = load_training_data(tmp_path / "data", (32, 32))
+    sampler = WindowSampler(data.episodes, 1, 8)
+    mean_action = np.concatenate([e.action for e in data.episodes]).mean(axis=0)
+    policy = OnnxPolicy(package, seed=0)
+    errors, baseline = [], []
+    for row in range(0, len(sampler), 3):
+        b = sampler.batch(np.array([row]))
+        obs = {"image/front": b["image/front"][0, 0], "state": b["state"][0, 0], "instruction": np.array(b["instruction"][0])}
+        chunk = policy.sample_actions(encoder_feed(package.spec, package.tokenizer, [obs]), 1)[0]
+        errors.append(np.abs(chunk - b["action"][0]).mean())
+        baseline.append(np.abs(mean_action - b["action"][0]).mean())
+    assert np.mean(errors) < 0.5 * np.mean(baseline), (np.mean(errors), np.mean(baseline))
