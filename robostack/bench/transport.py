@@ -27,6 +27,7 @@ from robostack.metrics import percentiles
 SIZES = {"64B": (64,), "224x224x3": (224, 224, 3), "640x480x3": (480, 640, 3)}
 METHODS = ("robostack", "pyzmq", "pickle")
 _STAMP = struct.Struct("<q")
+_PACED_WARMUP = 20  # first paced messages of a case: caches and scheduler settle, not measured
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,16 +60,17 @@ def _sender(method: str, endpoint: str, shape: tuple[int, ...], n_lat: int, inte
                 sock.send(pickle.dumps({"stamp_ns": stamp, "data": data}, protocol=pickle.HIGHEST_PROTOCOL))
     ctrl.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
     # Warm up until the receiver says it is connected (PUB drops before the SUB joins).
+    # Warm-up messages carry stamp -1 and are not measured.
     while not ctrl.poll(0.01):
-        send(time.monotonic_ns())
+        send(-1)
     ctrl.recv()
     ctrl.send("go")
     next_t = time.perf_counter()
-    for _ in range(n_lat):
+    for i in range(n_lat + _PACED_WARMUP):
         next_t += interval_s
         while time.perf_counter() < next_t:
             pass
-        send(time.monotonic_ns())
+        send(time.monotonic_ns() if i >= _PACED_WARMUP else -1)
     ctrl.recv()  # receiver drained latency phase
     ctrl.send("go")
     t0 = time.perf_counter()
@@ -120,25 +122,11 @@ def run_case(method: str, transport: str, size: str, n_lat: int, n_tput: int, tm
     _receive_one(method, sub)  # connected
     here.send("connected")
     here.recv()
-    # Drain warm-up messages still in flight, then measure.
-    lat_us = []
-    while len(lat_us) < n_lat:
+    lat = []
+    while len(lat) < n_lat:
         stamp = _receive_one(method, sub)
-        lat_us.append((time.monotonic_ns() - stamp) / 1e3)
-    # warm-up leftovers have old stamps and come first; the last n_lat are the paced ones
-    time.sleep(0.05)
-    while True:
-        try:
-            if method == "robostack":
-                if sub.receive() is None:
-                    break
-                lat_us.append(float("nan"))
-            else:
-                sub.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            break
-    lat = [x for x in lat_us if x == x]
-    lat = lat[-n_lat:]
+        if stamp >= 0:  # skip warm-up messages
+            lat.append((time.monotonic_ns() - stamp) / 1e3)
     here.send("drained")
     here.recv()
     t0 = time.perf_counter()
@@ -151,6 +139,7 @@ def run_case(method: str, transport: str, size: str, n_lat: int, n_tput: int, tm
     (sub.close() if method == "robostack" else sub.close(linger=0))
     stats = percentiles(lat)
     return {
+        "_latencies": lat,
         "method": method,
         "transport": transport,
         "size": size,
@@ -162,16 +151,41 @@ def run_case(method: str, transport: str, size: str, n_lat: int, n_tput: int, tm
     }
 
 
+def _merge(parts: list[dict[str, Any]], lat_pools: list[list[float]]) -> dict[str, Any]:
+    lat = [x for pool in lat_pools for x in pool]
+    stats = percentiles(lat)
+    first = parts[0]
+    return {
+        **{k: first[k] for k in ("method", "transport", "size", "bytes")},
+        "latency_us": {k: round(v, 1) for k, v in stats.items() if k != "n"},
+        "n_latency": int(stats["n"]),
+        "msgs_per_s": round(float(np.median([p["msgs_per_s"] for p in parts])), 1),
+        "mbytes_per_s": round(float(np.median([p["mbytes_per_s"] for p in parts])), 1),
+        "rounds": len(parts),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    n_lat = 300 if args.quick else 2000
+    rounds = 3 if args.quick else 5
+    n_lat = (300 if args.quick else 2000) // rounds
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     results = []
     with tempfile.TemporaryDirectory(prefix="rs-bench-") as tmpdir:
         for transport in transports:
             for size in SIZES:
                 n_tput = (3000 if size == "64B" else 300) if args.quick else (20000 if size == "64B" else 1500)
+                n_tput //= rounds
+                # Methods take turns, round after round, so a noisy moment of the shared machine
+                # hits all of them alike instead of skewing one.
+                parts: dict[str, list] = {m: [] for m in METHODS}
+                pools: dict[str, list] = {m: [] for m in METHODS}
+                for _ in range(rounds):
+                    for method in METHODS:
+                        r = run_case(method, transport, size, n_lat, n_tput, tmpdir)
+                        parts[method].append(r)
+                        pools[method].append(r.pop("_latencies"))
                 for method in METHODS:
-                    results.append(run_case(method, transport, size, n_lat, n_tput, tmpdir))
+                    results.append(_merge(parts[method], pools[method]))
                     if not args.json:
                         r = results[-1]
                         print(f"{transport:>4} {size:>10} {method:>9}: p50 {r['latency_us']['p50']:8.1f} µs  "
