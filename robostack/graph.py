@@ -540,10 +540,9 @@ def _resolve(
 
 
 def _send_hwm(largest_queue: int | None) -> int:
-    """Publisher send queue for an output: 2 when all its readers take the latest sample only
-    (a paused reader then resumes with fresh data), else at least 1000 and the largest queue."""
-    if largest_queue == 0:
-        return 2
+    """Publisher send queue for an output: at least 1000 and the largest queue of its readers.
+    Never small: ZMQ drops the newest messages when a queue is full, which would hand a reader
+    that only wants the latest sample a stale one."""
     return max(1000, largest_queue or 0)
 
 

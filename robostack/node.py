@@ -75,9 +75,7 @@ class OutputWiring:
     curve: CurveConfig | None = None
     codecs: dict[str, str] = field(default_factory=dict)
     expected_subscribers: int = 0  # the node waits (bounded) for these before its first step
-    # Send queue per subscriber. Small when every reader wants only the latest sample, so a
-    # reader that paused gets fresh data instead of a backlog queued at the publisher.
-    hwm: int = 1000
+    hwm: int = 1000  # send queue per subscriber (messages)
 
 
 @dataclass

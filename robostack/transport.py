@@ -312,8 +312,10 @@ class Subscriber:
         self._pending_latest: Message | None = None
         self.socket = _context().socket(zmq.SUB)
         _tune(self.socket)
-        # latest: a short socket queue bounds the backlog we must skip through.
-        self.socket.setsockopt(zmq.RCVHWM, 4 if mode == "latest" else max(queue_size, 1000))
+        # Generous in both modes: ZMQ drops the *newest* messages when a queue is full, which
+        # would leave a latest reader with stale data. Latest readers drain everything waiting
+        # and decode only the newest sample, so a backlog costs little.
+        self.socket.setsockopt(zmq.RCVHWM, max(queue_size, 1000))
         _apply_curve(self.socket, curve, server=False)
         self.socket.setsockopt(zmq.SUBSCRIBE, self._topic_bytes)
         self.socket.setsockopt(zmq.SUBSCRIBE, _HB_TOPIC)
@@ -337,23 +339,27 @@ class Subscriber:
         return (now_ns() if t_ns is None else t_ns) - self._last_heard_ns < self._timeout_ns
 
     # -- reading
-    def _accept(self, frames: list) -> Message | None:
+    def _is_data(self, frames: list) -> bool:
+        """Handle heartbeats and foreign topics; True for a frame set of our topic."""
         topic = frames[0].bytes if hasattr(frames[0], "bytes") else bytes(frames[0])
         if topic == _HB_TOPIC:
-            try:
-                messages.decode_header(frames[1]) if len(frames) == 2 else None
-            except MessageError as exc:
-                self.stats.malformed[exc.kind] += 1
-                return None
             if len(frames) != 2:
                 self.stats.malformed["frames"] += 1
-                return None
+                return False
+            try:
+                messages.decode_header(frames[1])
+            except MessageError as exc:
+                self.stats.malformed[exc.kind] += 1
+                return False
             self.stats.heartbeats += 1
             self._last_heard_ns = now_ns()
-            return None
+            return False
         if topic != self._topic_bytes:  # SUBSCRIBE matches prefixes; we want the exact topic
             self.stats.other_topic += 1
-            return None
+            return False
+        return True
+
+    def _decode(self, frames: list) -> Message | None:
         try:
             msg = messages.decode(frames)
         except MessageError as exc:
@@ -363,11 +369,8 @@ class Subscriber:
         self.stats.received += 1
         last = self._last_seq.get(msg.src)
         if last is not None:
-            if msg.seq > last + 1:
-                if self.mode == "queue":
-                    self.stats.gaps += msg.seq - last - 1
-                else:  # latest: skipping old samples is the point, not a loss
-                    self.stats.superseded += msg.seq - last - 1
+            if msg.seq > last + 1 and self.mode == "queue":
+                self.stats.gaps += msg.seq - last - 1
             elif msg.seq <= last:
                 self.stats.restarts += 1
         self._last_seq[msg.src] = msg.seq
@@ -378,21 +381,28 @@ class Subscriber:
         sock = self.socket
         if sock.closed:
             return
+        latest: list[list] = []
         # Checking EVENTS is ~2x cheaper than letting a NOBLOCK recv raise zmq.Again.
         while sock.getsockopt(_EVENTS) & _POLLIN:
             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            msg = self._accept(frames)
-            if msg is None:
+            if not self._is_data(frames):
                 continue
             if self.mode == "latest":
-                if self._pending_latest is not None:
-                    self.stats.superseded += 1
+                latest.append(frames)  # decoded below: only the newest valid one is needed
+                continue
+            msg = self._decode(frames)
+            if msg is None:
+                continue
+            if len(self._queue) >= self._queue_size:
+                self._queue.popleft()
+                self.stats.overflow += 1
+            self._queue.append(msg)
+        for i in range(len(latest) - 1, -1, -1):
+            msg = self._decode(latest[i])
+            if msg is not None:
+                self.stats.superseded += i + (self._pending_latest is not None)
                 self._pending_latest = msg
-            else:
-                if len(self._queue) >= self._queue_size:
-                    self._queue.popleft()
-                    self.stats.overflow += 1
-                self._queue.append(msg)
+                break
 
     def wait(self, timeout_ms: int) -> bool:
         """Block up to ``timeout_ms`` for a sample; True if one is ready."""

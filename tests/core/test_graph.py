@@ -190,7 +190,7 @@ def test_other_hosts_without_base_port_are_refused(tmp_path):
         build(data, run_dir=tmp_path)
 
 
-def test_outputs_read_only_as_latest_get_a_short_send_queue(tmp_path):
+def test_send_queue_fits_the_largest_reader_queue(tmp_path):
     from robostack.graph import build
 
     data = {"nodes": {
@@ -200,5 +200,5 @@ def test_outputs_read_only_as_latest_get_a_short_send_queue(tmp_path):
         "recorder": {"class": "robostack.diagnostics:Probe", "inputs": {"frames": {"from": "cam2/out", "queue_size": 5000}}},
     }}
     g = build(data, run_dir=tmp_path)
-    assert g.specs["cam"].wiring.outputs["out"].hwm == 2
+    assert g.specs["cam"].wiring.outputs["out"].hwm == 1000
     assert g.specs["cam2"].wiring.outputs["out"].hwm == 5000
