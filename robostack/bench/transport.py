@@ -9,6 +9,7 @@ The sender runs in its own process; the receiver (this process) stamps arrival w
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -59,6 +60,7 @@ def _sender(method: str, endpoint: str, shape: tuple[int, ...], n_lat: int, inte
             def send(stamp: int) -> None:
                 sock.send(pickle.dumps({"stamp_ns": stamp, "data": data}, protocol=pickle.HIGHEST_PROTOCOL))
     ctrl.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+    gc.freeze()  # as a node does after setup: long-lived objects leave the collector's scans
     # Warm up until the receiver says it is connected (PUB drops before the SUB joins).
     # Warm-up messages carry stamp -1 and are not measured.
     while not ctrl.poll(0.01):
@@ -119,6 +121,7 @@ def run_case(method: str, transport: str, size: str, n_lat: int, n_tput: int, tm
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(bound)
+    gc.freeze()
     _receive_one(method, sub)  # connected
     here.send("connected")
     here.recv()
