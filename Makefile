@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
 	touch $@
 
+# The main job, all in the MuJoCo twin: the live graph (sim arm, two sim cameras, scripted
+# operator, mirror) for a few episodes, then a seeded evaluation with videos and a report.
 demo: setup
-	$(BIN)/robostack launch launch/diagnostics.yaml --duration 10 --status-every 2
+	MUJOCO_GL=egl $(BIN)/robostack launch launch/twin.yaml --set episodes=2 --duration 30 --status-every 5
+	MUJOCO_GL=egl $(BIN)/robostack eval --task pick_place --policy expert --episodes 4 --workers 2 \
+		--video out/demo/videos --out out/demo
 
 test: setup
 	$(BIN)/python -m pytest -q
