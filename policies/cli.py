@@ -58,6 +58,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--model-size", choices=("default", "tiny"), default="default", help="tiny: for smoke tests")
+    p.add_argument("--instruction", action="store_true",
+                   help="diffusion: also condition on the episode's instruction (vla always does)")
     p.add_argument("--max-episodes", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -96,6 +98,7 @@ def _run_train(args: argparse.Namespace) -> int:
             log_every=args.log_every,
             ema_decay=args.ema_decay,
             model_size=args.model_size,
+            instruction=True if args.instruction else None,
             max_episodes=args.max_episodes,
             device=args.device,
             threads=args.threads,

@@ -35,6 +35,8 @@ class DiffusionConfig:
     inference_steps: int = 16
     clip_sample: float = 1.0
     image_shift: int = 4
+    instruction_dim: int = 16
+    """Size of the pooled instruction embedding (used only when the inputs have an instruction)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,14 +145,17 @@ class DiffusionPolicyModel(nn.Module):
         config = config or DiffusionConfig()
         if inputs.action_horizon % 4:
             raise ValueError(f"the diffusion UNet halves the action horizon twice: use a multiple of 4, got {inputs.action_horizon}")
-        if inputs.has_text:
-            raise ValueError("the diffusion policy takes no instruction input; use the vla policy for language")
         self.inputs = inputs
         self.config = config
         self.image_encoders = nn.ModuleDict(
             {_module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim) for c in inputs.cameras}
         )
         self.cond_dim = inputs.obs_horizon * (len(inputs.cameras) * config.image_feature_dim + inputs.state_dim)
+        if inputs.has_text:
+            # A bag of words is enough to tell tasks apart (which cube to move); the VLA policy is
+            # the one that reads instructions as sequences.
+            self.word_embed = nn.Embedding(inputs.vocab_size, config.instruction_dim)
+            self.cond_dim += config.instruction_dim
         self.unet = ConditionalUnet1D(inputs.action_dim, self.cond_dim, config.unet_channels, config.kernel_size, config.time_embed_dim)
         self.alphas_cumprod = sampling.squaredcos_alphas_cumprod(config.train_timesteps)
 
@@ -169,7 +174,16 @@ class DiffusionPolicyModel(nn.Module):
                 flat = random_shift(flat, self.config.image_shift)
             feats.append(self.image_encoders[_module_name(cam)](flat).reshape(b, t, -1))
         feats.append(inputs["state"])
-        return {"cond": torch.cat(feats, dim=-1).reshape(batch, -1)}
+        cond = torch.cat(feats, dim=-1).reshape(batch, -1)
+        if self.inputs.has_text:
+            cond = torch.cat([cond, self.instruction_features(inputs["instruction"])], dim=-1)
+        return {"cond": cond}
+
+    def instruction_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean word embedding of the non-padding tokens ``(B, L)`` -> ``(B, instruction_dim)``."""
+        mask = (tokens != 0).float().unsqueeze(-1)
+        summed = (self.word_embed(tokens) * mask).sum(dim=1)
+        return summed / mask.sum(dim=1).clamp(min=1.0)
 
     def step(self, sample: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.unet(sample, timestep, cond)

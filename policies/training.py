@@ -75,6 +75,11 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     model_size: str = "default"
+    model_overrides: dict[str, Any] | None = None
+    """Architecture fields set on top of ``model_size`` (e.g. ``{"unet_channels": [32, 64, 128]}``)."""
+    instruction: bool | None = None
+    """Condition on the episode's task string. Default: yes for vla, no for diffusion (a diffusion
+    policy needs it when the dataset's tasks differ only in words, e.g. which cube to move)."""
     max_episodes: int | None = None
     progress: bool = True
 
@@ -95,6 +100,16 @@ class TrainConfig:
             self.cameras = tuple(self.cameras)
         if self.obs_horizon is None:
             self.obs_horizon = 2 if self.policy == "diffusion" else 1
+        if self.instruction is None:
+            self.instruction = self.policy == "vla"
+        elif self.policy == "vla" and not self.instruction:
+            raise ValueError("the vla policy always reads the instruction; instruction=False is only for diffusion")
+        if self.model_overrides:
+            self.model_overrides = dict(self.model_overrides)
+            known = set(model_config_for(self.policy, self.model_size))
+            unknown = sorted(set(self.model_overrides) - known)
+            if unknown:
+                raise ValueError(f"model_overrides: unknown {self.policy} model field(s) {unknown}; known: {sorted(known)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +137,7 @@ def model_config_for(policy: str, size: str) -> dict[str, Any]:
 
 
 def make_run_info(config: TrainConfig, data: TrainingData) -> RunInfo:
-    tokenizer = WordTokenizer.build(data.tasks, config.text_length) if config.policy == "vla" else None
+    tokenizer = WordTokenizer.build(data.tasks, config.text_length) if config.instruction else None
     state_dim = data.episodes[0].state.shape[1]
     action_dim = data.episodes[0].action.shape[1]
     inputs = ModelInputs(
@@ -138,7 +153,7 @@ def make_run_info(config: TrainConfig, data: TrainingData) -> RunInfo:
     return RunInfo(
         kind=config.policy,
         inputs=inputs,
-        model_config=model_config_for(config.policy, config.model_size),
+        model_config={**model_config_for(config.policy, config.model_size), **(config.model_overrides or {})},
         fps=data.fps,
         state_normalization=data.normalization(STATE_KEY),
         action_normalization=data.normalization(ACTION_KEY),

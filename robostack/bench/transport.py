@@ -67,11 +67,13 @@ def _sender(method: str, endpoint: str, shape: tuple[int, ...], n_lat: int, inte
         send(-1)
     ctrl.recv()
     ctrl.send("go")
-    next_t = time.perf_counter()
+    # Paced like a node: sleep, then spin only the last 0.3 ms, so the sender does not hog a
+    # core that the ZMQ I/O threads of both processes need on a 2-core machine.
+    from robostack.clock import Rate
+
+    rate = Rate(1.0 / interval_s, spin_s=0.0003)
     for i in range(n_lat + _PACED_WARMUP):
-        next_t += interval_s
-        while time.perf_counter() < next_t:
-            pass
+        rate.sleep()
         send(time.monotonic_ns() if i >= _PACED_WARMUP else -1)
     ctrl.recv()  # receiver drained latency phase
     ctrl.send("go")
