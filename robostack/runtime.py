@@ -112,13 +112,15 @@ class NodeRunner:
         if w.stats_endpoint:
             self._stats_pub = Publisher(w.stats_endpoint, f"{node.name}/{STATS_OUTPUT}", src=node.name)
         try:
+            # Before setup: a device opened in setup (a camera, a video file) starts its clock,
+            # and frames would fall due while we wait.
+            missing = node.wait_for_subscribers(self.subscriber_wait_s)
+            if missing:
+                node.log.warning("starting without all subscribers of: %s", ", ".join(missing))
             node.setup()
             # Objects made during setup live for the whole run: keep them out of the cyclic
             # collector's scans so its pauses stay short in the loop.
             gc.freeze()
-            missing = node.wait_for_subscribers(self.subscriber_wait_s)
-            if missing:
-                node.log.warning("starting without all subscribers of: %s", ", ".join(missing))
             self.publish_stats(now_ns())  # first stats message = "ready"
             if self.rate_hz:
                 self._run_periodic(self.rate_hz)
