@@ -109,7 +109,7 @@ def plot_summary(report: EvalReport, path: Path) -> None:
     s = report.summary
     low, high = s["wilson95"]
     ax_rate.bar([0], [s["success_rate"]], color="tab:green", width=0.5)
-    ax_rate.errorbar([0], [s["success_rate"]], yerr=[[s["success_rate"] - low], [high - s["success_rate"]]], color="k", capsize=8)
+    ax_rate.errorbar([0], [s["success_rate"]], yerr=[[max(0.0, s["success_rate"] - low)], [max(0.0, high - s["success_rate"])]], color="k", capsize=8)
     ax_rate.set_ylim(0, 1.05)
     ax_rate.set_xticks([])
     ax_rate.set_ylabel("success rate (95% Wilson)")

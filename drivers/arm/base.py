@@ -34,6 +34,7 @@ from robostack.node import Input, Node, Output
 from robostack.safety import SafeCommand, SafetyConfig
 
 FloatOrList = float | list[float]
+_EVENT_LOG_INTERVAL_NS = 5_000_000_000
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,8 @@ class ArmDriverNode(Node):
         self._consecutive_failures = 0
         self.comm = {"read_failures": 0, "write_failures": 0, "torque_failures": 0, "last_error": ""}
         self._last_event = None
+        self._event_logged_ns: dict[str, int] = {}
+        self._event_suppressed: dict[str, int] = {}
         self._bad_inputs_warned: set[str] = set()
         self.log.info("arm ready: %d joints %s at %.0f Hz", len(names), names, p.rate_hz)
 
@@ -365,5 +368,14 @@ class ArmDriverNode(Node):
                 break
             new.append(event)
         self._last_event = events[-1]
+        # Each reason at most once per interval: a teleop stream can trip a limit every tick,
+        # and every event is counted in the stats anyway.
         for event in reversed(new):
-            self.log.info("safety: %s%s", event.reason, f" ({event.detail})" if event.detail else "")
+            last = self._event_logged_ns.get(event.reason)
+            if last is not None and event.stamp_ns - last < _EVENT_LOG_INTERVAL_NS:
+                self._event_suppressed[event.reason] = self._event_suppressed.get(event.reason, 0) + 1
+                continue
+            self._event_logged_ns[event.reason] = event.stamp_ns
+            more = self._event_suppressed.pop(event.reason, 0)
+            self.log.info("safety: %s%s%s", event.reason, f" ({event.detail})" if event.detail else "",
+                          f" (+{more} more since the last report)" if more else "")
