@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "robostack.drivers.camera_cli",
     "robostack.drivers.dataset_cli",
     "robostack.policies.cli",
+    "robostack.policies.serve_cli",
 )
 
 # `robostack bench NAME` -> (module, one-line help)
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "timer": ("robostack.bench.timer", "period error of the node loop's drift-free timer at 100/500/1000 Hz"),
     "graph": ("robostack.bench.graph", "6-node graph: startup, restart after SIGKILL, shutdown"),
     "executor": ("robostack.bench.executor", "action executor + safety layer at the servo rate"),
+    "serve": ("robostack.policies.serve_bench", "policy server: overhead, round trip ipc/tcp, 1 vs N concurrent clients"),
     "policy": ("robostack.policies.bench", "policy latency: encoder, denoising step, full chunk; ONNX Runtime vs torch"),
     "recorder": ("robostack.bench.recorder", "recorder: 2 cameras 640x480@30 + state/action, drops, encoder, CPU"),
     "bus": ("robostack.drivers.arm_cli", "servo bus driver vs emulated bus: sync read+write rate, recovery from corrupted replies"),

@@ -1,0 +1,190 @@
+"""A policy served by a policy server, used like any in-process policy.
+
+:class:`ServedPolicy` implements :class:`robostack.chunks.Policy` over a
+:class:`robostack.transport.ServiceClient`: it keeps the observation history by capture stamp (as
+the in-process ONNX policy does), sends the last ``observation_horizon`` observations with every
+request, and turns the reply into an :class:`~robostack.chunks.ActionChunk`. No onnxruntime here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Mapping
+
+import numpy as np
+
+from robostack import messages
+from robostack.chunks import ActionChunk, Observation, chunk_from_message
+from robostack.policies import serving_protocol as proto
+from robostack.policies.package import parse_policy_json
+from robostack.transport import CurveConfig, ServiceClient, ServiceError
+
+
+class ServedPolicyError(RuntimeError):
+    """The server refused a request (``kind`` is its reason) or did not answer in time."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"policy server: {kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class ServedPolicy:
+    """``Policy`` over a policy server at ``endpoint``.
+
+    ``timeout_s`` bounds every request; ``seed`` makes the sampling noise reproducible (each
+    request carries a seed drawn from it), otherwise the server's own generator is used.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout_s: float = 5.0,
+        seed: int | None = None,
+        curve: CurveConfig | None = None,
+        src: str = "served_policy",
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._client = ServiceClient(endpoint, src=src, curve=curve)
+        self._seed_rng = None if seed is None else np.random.default_rng(seed)
+        self._history: deque[tuple[int, Observation]] = deque()
+        self._sent_ns: dict[int, int] = {}
+        self.last_embedding: np.ndarray | None = None
+        self.last_meta: dict[str, Any] = {}
+        self.last_round_trip_ms: float | None = None
+        self.info: dict[str, Any] = {}
+        self.refresh_info()
+
+    # -- server information ----------------------------------------------------------------------
+    def refresh_info(self) -> dict[str, Any]:
+        """Ask the server what it serves (after a hot swap the history shape may change)."""
+        self.info = self._call(messages.make(proto.INFO)).meta
+        self.observation_horizon = int(self.info["observation_horizon"])
+        self.fps = float(self.info["fps"])
+        self.dt_ns = int(round(1e9 / self.fps))
+        # The same input specs the server validates against, parsed by the package loader.
+        self._spec = parse_policy_json(_spec_json(self.info))
+        return self.info
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counters and latency percentiles."""
+        return self._call(messages.make(proto.STATS)).meta
+
+    def load(self, package_dir: str, steps: int | None = None, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Hot-swap the served package; returns the new package's description once it serves."""
+        meta: dict[str, Any] = {"path": str(package_dir)}
+        if steps is not None:
+            meta["steps"] = steps
+        reply = self._call(messages.make(proto.LOAD, meta=meta), timeout_s)
+        self.refresh_info()
+        return reply.meta["loaded"]
+
+    # -- Policy --------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        self._history.clear()
+        if seed is not None:
+            self._seed_rng = np.random.default_rng(seed)
+        self.last_embedding = None
+
+    def observe(self, obs: Observation, stamp_ns: int) -> None:
+        """Add an observation to the history without a request."""
+        if self._history and stamp_ns < self._history[-1][0]:
+            raise ValueError(f"observation stamp {stamp_ns} is older than the previous one {self._history[-1][0]}")
+        if self._history and stamp_ns == self._history[-1][0]:
+            self._history.pop()
+        self._history.append((int(stamp_ns), obs))
+        horizon_ns = self.observation_horizon * self.dt_ns
+        while len(self._history) > 1 and self._history[1][0] <= stamp_ns - horizon_ns:
+            self._history.popleft()
+
+    def history(self) -> list[Observation]:
+        """For each grid time ``newest - k·dt`` the newest observation at or before it (the oldest
+        held when none), oldest first — what the server's encoder gets."""
+        newest = self._history[-1][0]
+        out = []
+        for k in range(self.observation_horizon - 1, -1, -1):
+            target = newest - k * self.dt_ns
+            chosen = self._history[0][1]
+            for stamp, obs in self._history:
+                if stamp <= target:
+                    chosen = obs
+            out.append(chosen)
+        return out
+
+    def act(self, obs: Observation, stamp_ns: int) -> ActionChunk:
+        """The chunk for ``obs`` captured at ``stamp_ns``; raises :class:`ServedPolicyError` when the
+        server refuses the observation or does not answer within ``timeout_s``."""
+        reply = self.wait(self.send(obs, stamp_ns))
+        return chunk_from_message(reply.arrays, reply.meta)
+
+    def sample(self, obs: Observation, num_samples: int, stamp_ns: int | None = None) -> np.ndarray:
+        """``num_samples`` chunks ``(B, H, A)`` for one observation (one batched call on the server)."""
+        stamp = stamp_ns if stamp_ns is not None else (self._history[-1][0] if self._history else time.monotonic_ns())
+        reply = self.wait(self.send(obs, stamp, num_samples=num_samples))
+        actions = np.asarray(reply.arrays["actions"])
+        return actions if actions.ndim == 3 else actions[None]
+
+    # -- asynchronous use ----------------------------------------------------------------------
+    def send(self, obs: Observation, stamp_ns: int, num_samples: int = 1) -> int:
+        """Observe ``obs`` and send the request without waiting; returns the request id."""
+        self.observe(obs, stamp_ns)
+        arrays, instruction = proto.act_arrays(self._spec, self.history())
+        meta: dict[str, Any] = {"num_samples": int(num_samples)}
+        if instruction is not None:
+            meta["instruction"] = instruction
+        if self._seed_rng is not None:
+            meta["seed"] = int(self._seed_rng.integers(0, 2**62))
+        request_id = self._client.send(messages.make(proto.ACT, arrays, stamp_ns=stamp_ns, meta=meta))
+        self._sent_ns[request_id] = time.perf_counter_ns()
+        return request_id
+
+    def wait(self, request_id: int, timeout_s: float | None = None) -> messages.Message:
+        """The reply to ``request_id`` (a ``chunk`` message)."""
+        try:
+            reply = self._wait(request_id, self.timeout_s if timeout_s is None else timeout_s)
+        finally:
+            sent = self._sent_ns.pop(request_id, None)
+        self.last_round_trip_ms = None if sent is None else (time.perf_counter_ns() - sent) / 1e6
+        self.last_meta = dict(reply.meta)
+        emb = reply.arrays.get("embedding")
+        self.last_embedding = None if emb is None else np.array(emb)
+        return reply
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "ServedPolicy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _wait(self, request_id: int, timeout_s: float) -> messages.Message:
+        try:
+            return self._client.wait_for(request_id, timeout_s)
+        except ServiceError as exc:
+            raise ServedPolicyError(exc.kind, exc.detail) from None
+        except TimeoutError:
+            raise ServedPolicyError("timeout", f"no reply from the policy server at {self.endpoint} within {timeout_s:g} s") from None
+
+    def _call(self, msg: messages.Message, timeout_s: float | None = None) -> messages.Message:
+        return self._wait(self._client.send(msg), self.timeout_s if timeout_s is None else timeout_s)
+
+
+def _spec_json(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A minimal ``policy.json`` with the served inputs, for the shared validation code."""
+    return {
+        "format": "robostack-policy",
+        "format_version": 1,
+        "fps": info["fps"],
+        "observation_horizon": info["observation_horizon"],
+        "inputs": info["inputs"],
+        "action": {"dim": info["action_dim"], "horizon": info["action_horizon"]},
+        "sampler": {"type": "flow_euler", "steps": 1},
+        "graphs": {"encoder": {"file": "encoder.onnx"}, "step": {"file": "step.onnx"}},
+        **({"tokenizer": {"file": "tokenizer.json"}} if any(i["kind"] == "text" for i in info["inputs"]) else {}),
+    }

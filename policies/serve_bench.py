@@ -1,0 +1,169 @@
+"""``robostack bench serve POLICY_DIR``: what the policy server adds to model compute, and how it
+scales with concurrent clients.
+
+For ipc and tcp in turn, a server runs in its own process and this process's clients send
+observations at model size: first one client back to back, then ``--clients`` concurrent clients
+(threads, each with its own socket). Reported: round trip observation → chunk (p50/p99), the
+server's overhead (round trip minus the encoder and sampling time the server measured: transport,
+(de)serialization, validation, preprocessing, queueing, the client's own work; p50/p99), the part
+of it spent inside the server process, the queueing, aggregate chunks/s, and the batches the
+server formed. Only the standard library at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("policy_dir", metavar="POLICY_DIR")
+    parser.add_argument("--providers", default="cpu", help="execution providers in order of preference")
+    parser.add_argument("--transports", default="ipc,tcp", help="comma-separated: ipc, tcp")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients in the second phase")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase (4 phases by default)")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the package's)")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads on the server")
+    parser.add_argument("--no-spin", action="store_true", help="onnxruntime threads sleep between calls")
+    parser.add_argument("--batch-window-ms", type=float, default=2.0)
+    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--json", action="store_true")
+
+
+def _observation(info: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    obs: dict[str, Any] = {}
+    for inp in info["inputs"]:
+        if inp["kind"] == "image":
+            obs[inp["name"]] = rng.integers(0, 256, inp["shape"], dtype=np.uint8)
+        elif inp["kind"] == "vector":
+            obs[inp["name"]] = rng.uniform(-1, 1, inp["shape"]).astype(np.float32)
+        else:
+            obs[inp["name"]] = np.array("put the red cube in the bin")
+    return obs
+
+
+def _client_loop(endpoint: str, duration_s: float, out: list, barrier: threading.Barrier) -> None:
+    from robostack.policies.client import ServedPolicy
+
+    with ServedPolicy(endpoint, timeout_s=30.0) as policy:
+        obs = _observation(policy.info)
+        policy.act(obs, time.monotonic_ns())  # connect and warm the path
+        barrier.wait()
+        deadline = time.perf_counter() + duration_s
+        while time.perf_counter() < deadline:
+            chunk = policy.act(obs, time.monotonic_ns())
+            timing = chunk.meta["timing"]
+            rt = policy.last_round_trip_ms
+            compute = timing["encode_ms"] + timing["sample_ms"]
+            out.append((rt, rt - compute, timing["total_ms"] - compute, timing["queue_ms"], chunk.meta["batch"]["requests"]))
+
+
+def _phase(endpoint: str, clients: int, duration_s: float) -> dict[str, Any]:
+    import numpy as np
+
+    results: list[list] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    threads = [threading.Thread(target=_client_loop, args=(endpoint, duration_s, results[i], barrier)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    rows = np.array([r for rs in results for r in rs], dtype=np.float64)
+    rt, overhead, inside, queue, batch = rows.T
+
+    def pct(a: Any) -> dict[str, float]:
+        return {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4)}
+
+    return {
+        "clients": clients,
+        "chunks": int(len(rows)),
+        "chunks_per_s": round(len(rows) / wall, 2),
+        "round_trip_ms": pct(rt),
+        "server_overhead_ms": pct(overhead),
+        "inside_server_overhead_ms": pct(inside),
+        "queue_ms": pct(queue),
+        "mean_requests_per_batch": round(float(batch.mean()), 3),
+    }
+
+
+def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, Any]]:
+    """``robostack serve`` in a child process; returns it and its ready report."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "robostack.policies.serve_bench", "serve", args.policy_dir, "--json", "--bind", bind,
+           "--providers", args.providers, "--batch-window-ms", str(args.batch_window_ms), "--max-batch", str(args.max_batch)]
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.no_spin:
+        cmd.append("--no-spin")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        proc.wait(timeout=10)
+        raise SystemExit(f"the policy server did not start (exit code {proc.returncode})")
+    return proc, json.loads(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    for t in transports:
+        if t not in ("ipc", "tcp"):
+            raise SystemExit(f"unknown transport {t!r}; use ipc, tcp")
+    report: dict[str, Any] = {
+        "policy_dir": os.path.abspath(args.policy_dir),
+        "host": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "duration_s_per_phase": args.duration,
+        "transports": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="rs-bench-serve-") as tmp:
+        for transport in transports:
+            bind = f"ipc://{tmp}/policy.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
+            proc, started = _start_server(args, bind)
+            try:
+                report["package"] = {k: v for k, v in started.items() if k not in ("ready", "endpoint")}
+                one = _phase(started["endpoint"], 1, args.duration)
+                many = _phase(started["endpoint"], args.clients, args.duration)
+                report["transports"][transport] = {
+                    "one_client": one,
+                    f"{args.clients}_clients": many,
+                    "throughput_ratio": round(many["chunks_per_s"] / one["chunks_per_s"], 3),
+                }
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for transport, r in report["transports"].items():
+            one, many = r["one_client"], r[f"{args.clients}_clients"]
+            print(f"{transport}: 1 client {one['chunks_per_s']} chunks/s, round trip p50 {one['round_trip_ms']['p50']} ms "
+                  f"p99 {one['round_trip_ms']['p99']} ms, server overhead p50 {one['server_overhead_ms']['p50']} ms; "
+                  f"{args.clients} clients {many['chunks_per_s']} chunks/s ({r['throughput_ratio']}x), "
+                  f"p99 {many['round_trip_ms']['p99']} ms, {many['mean_requests_per_batch']} requests/batch")
+    return 0
+
+
+if __name__ == "__main__":  # the server child of run(): ``python -m robostack.policies.serve_bench serve ...``
+    import sys
+
+    from robostack.policies import serve_cli
+
+    parser = argparse.ArgumentParser(prog="robostack")
+    serve_cli.register(parser.add_subparsers(dest="command", required=True))
+    parsed = parser.parse_args(sys.argv[1:])
+    sys.exit(parsed.func(parsed))

@@ -1,0 +1,254 @@
+"""ONNX Runtime sessions of one policy package, set up for serving: execution-provider selection
+with a report of where each graph really runs, warm-up, and batched sampling of many requests
+(each with its own number of samples and noise) in one encoder call and one step call per
+denoising step when the graphs have a dynamic batch axis, in pieces of the graph's fixed batch
+otherwise.
+
+GPU providers (CUDA, TensorRT) are configured here but untested on this project's CI machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from robostack.policies import sampling
+from robostack.policies.package import PolicyPackage, PolicyPackageError, load_package
+from robostack.policies.preprocessing import encoder_feed
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the sessions are built. ``providers``: preference order of ``cpu``/``cuda``/``tensorrt``;
+    ones this onnxruntime build lacks are skipped (and reported). ``fp16``: TensorRT may use
+    half precision. ``steps``: sampler steps (default: the package's). ``spin``: onnxruntime's
+    worker threads busy-wait between calls (lower latency on dedicated cores; turn it off on a
+    host whose cores are shared with other work)."""
+
+    providers: tuple[str, ...] = ("cpu",)
+    threads: int | None = None
+    steps: int | None = None
+    fp16: bool = False
+    device_id: int = 0
+    trt_cache_dir: str | None = None
+    warmup_batches: tuple[int, ...] = (1,)
+    spin: bool = True
+
+
+def parse_providers(text: str) -> tuple[str, ...]:
+    """``"tensorrt,cuda,cpu"`` -> a checked tuple; raises ``ValueError`` naming an unknown name."""
+    names = tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if not names:
+        raise ValueError("no execution provider given (use cpu, cuda, tensorrt)")
+    for name in names:
+        if name not in PROVIDERS:
+            raise ValueError(f"unknown execution provider {name!r}; use one of {sorted(PROVIDERS)}")
+    return names
+
+
+def provider_list(config: EngineConfig, available: Sequence[str], cache_dir: Path) -> tuple[list[Any], list[str]]:
+    """The onnxruntime ``providers`` argument for ``config`` and the requested providers skipped
+    because this build lacks them. Raises ``RuntimeError`` if none is available."""
+    chosen: list[Any] = []
+    skipped: list[str] = []
+    for name in config.providers:
+        ort_name = PROVIDERS[name]
+        if ort_name not in available:
+            skipped.append(name)
+            continue
+        if name == "tensorrt":
+            chosen.append(
+                (
+                    ort_name,
+                    {
+                        "device_id": config.device_id,
+                        "trt_fp16_enable": config.fp16,
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(cache_dir),
+                    },
+                )
+            )
+        elif name == "cuda":
+            chosen.append((ort_name, {"device_id": config.device_id, "cudnn_conv_algo_search": "HEURISTIC"}))
+        else:
+            chosen.append(ort_name)
+    if not chosen:
+        raise RuntimeError(f"none of the requested execution providers {list(config.providers)} is available in this onnxruntime build (it has {list(available)})")
+    return chosen, skipped
+
+
+@dataclass
+class Sampled:
+    """The result for one request of a batch."""
+
+    actions: np.ndarray  # (B, H, A) raw action units
+    embedding: np.ndarray | None
+
+
+@dataclass
+class BatchTiming:
+    encode_ms: float = 0.0
+    sample_ms: float = 0.0
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+def _fixed_batch(session: Any, input_name: str) -> int | None:
+    for arg in session.get_inputs():
+        if arg.name == input_name:
+            first = arg.shape[0] if arg.shape else None
+            return first if isinstance(first, int) and first > 0 else None
+    return None
+
+
+class ServingEngine:
+    """The encoder and step sessions of one package and the numpy sampling loop around them."""
+
+    def __init__(self, package: str | Path | PolicyPackage, config: EngineConfig | None = None) -> None:
+        import onnxruntime as ort
+
+        self.config = config or EngineConfig()
+        self.package = package if isinstance(package, PolicyPackage) else load_package(package)
+        spec = self.spec = self.package.spec
+        self.steps = self.config.steps or spec.sampler.steps
+        if spec.sampler.type == "ddim":
+            assert spec.sampler.train_timesteps is not None
+            self._timesteps = sampling.ddim_timesteps(spec.sampler.train_timesteps, self.steps)
+        else:
+            self._timesteps = sampling.flow_times(self.steps)
+        cache_dir = Path(self.config.trt_cache_dir or self.package.root / ".trt_cache")
+        providers, self.skipped_providers = provider_list(self.config, ort.get_available_providers(), cache_dir)
+        if any(isinstance(p, tuple) and p[0] == PROVIDERS["tensorrt"] for p in providers):
+            os.makedirs(cache_dir, exist_ok=True)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.config.threads:
+            options.intra_op_num_threads = self.config.threads
+        if not self.config.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.sessions = {}
+        for name in ("encoder", "step"):
+            path = self.package.graph_path(name)
+            try:
+                self.sessions[name] = ort.InferenceSession(str(path), options, providers=providers)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise PolicyPackageError(f"{path.name}: onnxruntime cannot load this graph ({exc})") from None
+        self.encoder, self.step = self.sessions["encoder"], self.sessions["step"]
+        self._encoder_outputs = [o.name for o in self.encoder.get_outputs()]
+        self._cond_names = [i.name for i in self.step.get_inputs() if i.name not in ("sample", "timestep")]
+        first_input = spec.inputs[0].name
+        self.fixed_batch = {"encoder": _fixed_batch(self.encoder, first_input), "step": _fixed_batch(self.step, "sample")}
+        self.dt_ns = int(round(1e9 / spec.fps))
+
+    # -- reports -------------------------------------------------------------------------------
+    @property
+    def batching(self) -> str:
+        """``dynamic`` when both graphs take any batch, else ``sequential`` (pieces of the fixed batch)."""
+        return "dynamic" if all(v is None for v in self.fixed_batch.values()) else "sequential"
+
+    def providers_report(self) -> dict[str, Any]:
+        """Which provider each graph actually runs on (``session.get_providers()``)."""
+        return {
+            "requested": list(self.config.providers),
+            "skipped_unavailable": list(self.skipped_providers),
+            "graphs": {name: list(s.get_providers()) for name, s in self.sessions.items()},
+            "fp16": self.config.fp16,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "root": str(self.package.root),
+            "name": self.spec.name,
+            "steps": self.steps,
+            "batching": self.batching,
+            "fixed_batch": {k: v for k, v in self.fixed_batch.items()},
+            "providers": self.providers_report(),
+        }
+
+    # -- running -------------------------------------------------------------------------------
+    def feed(self, history: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Encoder inputs (batch 1) for one observation history; ``ObservationError`` if unusable."""
+        return encoder_feed(self.spec, self.package.tokenizer, history)
+
+    def _run(self, session: Any, graph: str, outputs: list[str] | None, feed: dict[str, np.ndarray], timing: BatchTiming) -> list[np.ndarray]:
+        """One logical call over batch rows, split into pieces of the graph's fixed batch if any."""
+        rows = next(iter(feed.values())).shape[0]
+        fixed = self.fixed_batch[graph]
+        if fixed is None or fixed == rows:
+            timing.calls[graph] = timing.calls.get(graph, 0) + 1
+            return session.run(outputs, feed)
+        pieces: list[list[np.ndarray]] = []
+        for lo in range(0, rows, fixed):
+            part = {k: v[lo : lo + fixed] for k, v in feed.items()}
+            short = fixed - next(iter(part.values())).shape[0]
+            if short:  # pad the last piece by repeating its first row; the extra rows are dropped
+                part = {k: np.concatenate([v, np.repeat(v[:1], short, axis=0)]) for k, v in part.items()}
+            out = session.run(outputs, part)
+            pieces.append([o[: fixed - short] for o in out])
+            timing.calls[graph] = timing.calls.get(graph, 0) + 1
+        return [np.concatenate(parts) for parts in zip(*pieces)]
+
+    def sample(self, feeds: Sequence[Mapping[str, np.ndarray]], noises: Sequence[np.ndarray]) -> tuple[list[Sampled], BatchTiming]:
+        """Sample for many requests at once: ``feeds[i]`` (batch-1 encoder inputs) with
+        ``noises[i]`` ``(B_i, H, A)``. One encoder call over all requests, then one step call per
+        denoising step over all ``sum(B_i)`` samples."""
+        timing = BatchTiming()
+        t0 = time.perf_counter()
+        names = list(feeds[0])
+        batched = {k: np.concatenate([f[k] for f in feeds]) if len(feeds) > 1 else np.asarray(feeds[0][k]) for k in names}
+        encoded = dict(zip(self._encoder_outputs, self._run(self.encoder, "encoder", None, batched, timing)))
+        t1 = time.perf_counter()
+        counts = np.array([n.shape[0] for n in noises])
+        cond = {name: np.repeat(encoded[name], counts, axis=0) for name in self._cond_names}
+        x = np.concatenate(noises).astype(np.float32, copy=False)
+        total = x.shape[0]
+        sampler = self.spec.sampler
+        out_name = sampler.prediction
+        for i, t in enumerate(self._timesteps):
+            feed = {"sample": x, "timestep": np.full(total, t, dtype=np.float32), **cond}
+            pred = self._run(self.step, "step", [out_name], feed, timing)[0]
+            if sampler.type == "ddim":
+                assert sampler.alphas_cumprod is not None
+                t_prev = int(self._timesteps[i + 1]) if i + 1 < len(self._timesteps) else -1
+                x = sampling.ddim_update(x, pred, int(t), t_prev, sampler.alphas_cumprod, sampler.clip_sample)
+            else:
+                x = sampling.flow_update(x, pred, 1.0 / self.steps)
+        actions = self.spec.action_normalization.invert(x)
+        t2 = time.perf_counter()
+        timing.encode_ms, timing.sample_ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
+        emb_name = self.spec.embedding_output
+        results = []
+        start = 0
+        for i, n in enumerate(counts):
+            emb = encoded[emb_name][i] if emb_name is not None else None
+            results.append(Sampled(np.asarray(actions[start : start + n], dtype=np.float32), emb))
+            start += n
+        return results, timing
+
+    def warm_up(self) -> dict[str, float]:
+        """Run the whole pipeline on a neutral observation at each warm-up batch size (first calls
+        allocate, and TensorRT builds its engines, so they must not land on a client). Returns
+        the time of each warm-up in ms."""
+        obs: dict[str, Any] = {}
+        for inp in self.spec.inputs:
+            if inp.kind == "image":
+                obs[inp.name] = np.zeros(inp.shape, np.uint8)
+            elif inp.kind == "vector":
+                obs[inp.name] = np.zeros(inp.shape, np.float32)
+            else:
+                obs[inp.name] = np.array("")
+        feed = self.feed([obs] * self.spec.observation_horizon)
+        times = {}
+        H, A = self.spec.action_horizon, self.spec.action_dim
+        for batch in self.config.warmup_batches:
+            t0 = time.perf_counter()
+            self.sample([feed] * batch, [np.zeros((1, H, A), np.float32)] * batch)
+            times[f"batch_{batch}"] = round(1e3 * (time.perf_counter() - t0), 3)
+        return times
