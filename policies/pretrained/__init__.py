@@ -1,8 +1,10 @@
-"""Trained policy packages that ship with robostack, and the scripts that reproduce them.
+"""Recipes for the trained policy packages robostack will ship, and (once one reaches its
+quality target) the packages themselves.
 
-``pick_place_diffusion/`` is an exported policy package (see ``docs/policy-package.md``) made by
-:mod:`robostack.policies.pretrained.make_pick_place_diffusion`; :data:`PICK_PLACE_DIFFUSION` is
-its directory.
+:mod:`robostack.policies.pretrained.make_pick_place_diffusion` records expert demonstrations in
+the twin, trains the diffusion policy, exports it and evaluates it on held-out seeds. No package
+is committed yet: the runs so far did not reach the target (see ``docs/policies.md``), so
+:data:`PICK_PLACE_DIFFUSION` does not exist in this checkout until a run writes it there.
 """
 
 from __future__ import annotations
