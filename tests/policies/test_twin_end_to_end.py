@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch", reason="training needs the train extra (torch)")
 pytest.importorskip("mujoco")
 
-from twin_demos import record_expert_demos  # noqa: E402
+from robostack.policies.pretrained.make_pick_place_diffusion import record_expert_demos  # noqa: E402
 
 
 def _cli(argv: list[str]) -> int:
@@ -31,7 +31,7 @@ def test_policy_trained_on_twin_demos_runs_an_episode_through_the_eval_loader(tm
     from robostack.sim.env import TwinConfig, TwinEnv
     from robostack.sim.episode import run_episode
 
-    frames = record_expert_demos(tmp_path / "demos", seeds=[0, 1, 2])
+    frames = record_expert_demos(tmp_path / "demos", seeds=[0, 1, 2], cameras=("front",), image_size=(48, 64))
     assert frames > 100
     run, pkg = tmp_path / "run", tmp_path / "pkg"
     assert _cli(["train", "--dataset", str(tmp_path / "demos"), "--policy", kind, "--out", str(run), "--steps", "3",
