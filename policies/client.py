@@ -9,7 +9,6 @@ request, and turns the reply into an :class:`~robostack.chunks.ActionChunk`. No 
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any, Mapping
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from robostack import messages
 from robostack.chunks import ActionChunk, Observation, chunk_from_message
 from robostack.policies import serving_protocol as proto
+from robostack.policies.observation_history import ObservationHistory
 from robostack.policies.package import parse_policy_json
 from robostack.transport import CurveConfig, ServiceClient, ServiceError
 
@@ -50,7 +50,7 @@ class ServedPolicy:
         self.timeout_s = timeout_s
         self._client = ServiceClient(endpoint, src=src, curve=curve)
         self._seed_rng = None if seed is None else np.random.default_rng(seed)
-        self._history: deque[tuple[int, Observation]] = deque()
+        self._history = ObservationHistory(horizon=1, dt_ns=1)  # shaped by refresh_info()
         self._sent_ns: dict[int, int] = {}
         self.last_embedding: np.ndarray | None = None
         self.last_meta: dict[str, Any] = {}
@@ -65,6 +65,8 @@ class ServedPolicy:
         self.observation_horizon = int(self.info["observation_horizon"])
         self.fps = float(self.info["fps"])
         self.dt_ns = int(round(1e9 / self.fps))
+        # Kept observations stay; only the grid they are picked on follows the served package.
+        self._history.horizon, self._history.dt_ns = self.observation_horizon, self.dt_ns
         # The same input specs the server validates against, parsed by the package loader.
         self._spec = parse_policy_json(_spec_json(self.info))
         return self.info
@@ -91,28 +93,11 @@ class ServedPolicy:
 
     def observe(self, obs: Observation, stamp_ns: int) -> None:
         """Add an observation to the history without a request."""
-        if self._history and stamp_ns < self._history[-1][0]:
-            raise ValueError(f"observation stamp {stamp_ns} is older than the previous one {self._history[-1][0]}")
-        if self._history and stamp_ns == self._history[-1][0]:
-            self._history.pop()
-        self._history.append((int(stamp_ns), obs))
-        horizon_ns = self.observation_horizon * self.dt_ns
-        while len(self._history) > 1 and self._history[1][0] <= stamp_ns - horizon_ns:
-            self._history.popleft()
+        self._history.add(obs, stamp_ns)
 
     def history(self) -> list[Observation]:
-        """For each grid time ``newest - k·dt`` the newest observation at or before it (the oldest
-        held when none), oldest first — what the server's encoder gets."""
-        newest = self._history[-1][0]
-        out = []
-        for k in range(self.observation_horizon - 1, -1, -1):
-            target = newest - k * self.dt_ns
-            chosen = self._history[0][1]
-            for stamp, obs in self._history:
-                if stamp <= target:
-                    chosen = obs
-            out.append(chosen)
-        return out
+        """What the server's encoder gets, oldest first (see :class:`ObservationHistory`)."""
+        return self._history.frames()
 
     def act(self, obs: Observation, stamp_ns: int) -> ActionChunk:
         """The chunk for ``obs`` captured at ``stamp_ns``; raises :class:`ServedPolicyError` when the
@@ -122,7 +107,8 @@ class ServedPolicy:
 
     def sample(self, obs: Observation, num_samples: int, stamp_ns: int | None = None) -> np.ndarray:
         """``num_samples`` chunks ``(B, H, A)`` for one observation (one batched call on the server)."""
-        stamp = stamp_ns if stamp_ns is not None else (self._history[-1][0] if self._history else time.monotonic_ns())
+        newest = self._history.newest_stamp_ns
+        stamp = stamp_ns if stamp_ns is not None else (newest if newest is not None else time.monotonic_ns())
         reply = self.wait(self.send(obs, stamp, num_samples=num_samples))
         actions = np.asarray(reply.arrays["actions"])
         return actions if actions.ndim == 3 else actions[None]

@@ -9,7 +9,6 @@ caller, not the graph.
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +17,7 @@ import numpy as np
 from robostack.chunks import ActionChunk, Observation
 from robostack.policies import sampling
 from robostack.policies.package import PolicyPackage, load_package, open_session
+from robostack.policies.observation_history import ObservationHistory
 from robostack.policies.preprocessing import encoder_feed
 
 
@@ -60,7 +60,7 @@ class OnnxPolicy:
         self._cond_names = [n for n in self._step_inputs if n not in ("sample", "timestep")]
         self._encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self.dt_ns = int(round(1e9 / spec.fps))
-        self._history: deque[tuple[int, Observation]] = deque()
+        self._history = ObservationHistory(spec.observation_horizon, self.dt_ns)
         self._rng = np.random.default_rng(seed)
         self.last_embedding: np.ndarray | None = None
         self.last_timing_ms: dict[str, float] = {}
@@ -75,28 +75,12 @@ class OnnxPolicy:
     def observe(self, obs: Observation, stamp_ns: int) -> None:
         """Add an observation to the history without acting (callers that see every control
         step can keep the history as dense as training saw it)."""
-        if self._history and stamp_ns < self._history[-1][0]:
-            raise ValueError(f"observation stamp {stamp_ns} is older than the previous one {self._history[-1][0]}")
-        if self._history and stamp_ns == self._history[-1][0]:
-            self._history.pop()
-        self._history.append((stamp_ns, obs))
-        horizon_ns = self.spec.observation_horizon * self.dt_ns
-        while len(self._history) > 1 and self._history[1][0] <= stamp_ns - horizon_ns:
-            self._history.popleft()
+        self._history.add(obs, stamp_ns)
 
     def history(self) -> list[Observation]:
         """The observations the next encoder call uses, oldest first: for each grid time
         ``now - k·dt`` the newest observation at or before it (the oldest one held when none)."""
-        newest = self._history[-1][0]
-        out = []
-        for k in range(self.spec.observation_horizon - 1, -1, -1):
-            target = newest - k * self.dt_ns
-            chosen = self._history[0][1]
-            for stamp, obs in self._history:
-                if stamp <= target:
-                    chosen = obs
-            out.append(chosen)
-        return out
+        return self._history.frames()
 
     def act(self, obs: Observation, stamp_ns: int) -> ActionChunk:
         t0 = time.perf_counter()
@@ -120,24 +104,16 @@ class OnnxPolicy:
     def denoise(self, encoded: Mapping[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
         """The sampling loop from ``noise`` ``(B, H, A)``; normalized actions ``(B, H, A)``.
         Encoder outputs with batch 1 are repeated to B."""
-        x = np.asarray(noise, dtype=np.float32)
-        batch = x.shape[0]
+        noise = np.asarray(noise, dtype=np.float32)
+        batch = noise.shape[0]
         cond = {}
         for name in self._cond_names:
             value = encoded[name]
             cond[name] = np.repeat(value, batch, axis=0) if value.shape[0] == 1 and batch > 1 else value
         out_name = self.spec.sampler.prediction
-        sampler = self.spec.sampler
-        for i, t in enumerate(self._timesteps):
-            feed = {"sample": x, "timestep": np.full(batch, t, dtype=np.float32), **cond}
-            pred = self.step.run([out_name], feed)[0]
-            if sampler.type == "ddim":
-                assert sampler.alphas_cumprod is not None
-                t_prev = int(self._timesteps[i + 1]) if i + 1 < len(self._timesteps) else -1
-                x = sampling.ddim_update(x, pred, int(t), t_prev, sampler.alphas_cumprod, sampler.clip_sample)
-            else:
-                x = sampling.flow_update(x, pred, 1.0 / self.steps)
-        return x
+        return sampling.run_sampler(
+            lambda feed: self.step.run([out_name], feed)[0], noise, cond, self._timesteps, self.spec.sampler, self.steps
+        )
 
     def sample_actions(
         self, feed: Mapping[str, np.ndarray], num_samples: int = 1, noise: np.ndarray | None = None

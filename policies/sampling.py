@@ -7,6 +7,8 @@ both sides agree to the last bit on the constants.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -61,3 +63,27 @@ def flow_times(steps: int) -> np.ndarray:
 def flow_update(sample: np.ndarray, velocity: np.ndarray, dt: float) -> np.ndarray:
     """``x <- x + dt * v``."""
     return (sample + np.float32(dt) * velocity).astype(np.float32)
+
+
+def run_sampler(
+    step: Callable[[dict[str, np.ndarray]], np.ndarray],
+    noise: np.ndarray,
+    cond: Mapping[str, np.ndarray],
+    timesteps: np.ndarray,
+    sampler: Any,
+    steps: int,
+) -> np.ndarray:
+    """The sampling loop: from ``noise`` ``(B, H, A)`` through ``timesteps``, calling
+    ``step(feed)`` (the exported step graph: ``sample``, ``timestep`` and the conditioning) once
+    per step and applying the DDIM or flow-matching update; normalized actions ``(B, H, A)``."""
+    x = np.asarray(noise, dtype=np.float32)
+    batch = x.shape[0]
+    for i, t in enumerate(timesteps):
+        pred = step({"sample": x, "timestep": np.full(batch, t, dtype=np.float32), **cond})
+        if sampler.type == "ddim":
+            assert sampler.alphas_cumprod is not None
+            t_prev = int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
+            x = ddim_update(x, pred, int(t), t_prev, sampler.alphas_cumprod, sampler.clip_sample)
+        else:
+            x = flow_update(x, pred, 1.0 / steps)
+    return x

@@ -207,19 +207,15 @@ class ServingEngine:
         t1 = time.perf_counter()
         counts = np.array([n.shape[0] for n in noises])
         cond = {name: np.repeat(encoded[name], counts, axis=0) for name in self._cond_names}
-        x = np.concatenate(noises).astype(np.float32, copy=False)
-        total = x.shape[0]
-        sampler = self.spec.sampler
-        out_name = sampler.prediction
-        for i, t in enumerate(self._timesteps):
-            feed = {"sample": x, "timestep": np.full(total, t, dtype=np.float32), **cond}
-            pred = self._run(self.step, "step", [out_name], feed, timing)[0]
-            if sampler.type == "ddim":
-                assert sampler.alphas_cumprod is not None
-                t_prev = int(self._timesteps[i + 1]) if i + 1 < len(self._timesteps) else -1
-                x = sampling.ddim_update(x, pred, int(t), t_prev, sampler.alphas_cumprod, sampler.clip_sample)
-            else:
-                x = sampling.flow_update(x, pred, 1.0 / self.steps)
+        out_name = self.spec.sampler.prediction
+        x = sampling.run_sampler(
+            lambda feed: self._run(self.step, "step", [out_name], feed, timing)[0],
+            np.concatenate(noises),
+            cond,
+            self._timesteps,
+            self.spec.sampler,
+            self.steps,
+        )
         actions = self.spec.action_normalization.invert(x)
         t2 = time.perf_counter()
         timing.encode_ms, timing.sample_ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
