@@ -33,6 +33,7 @@ _NODE_KEYS = {
 }
 _INPUT_KEYS = {"from", "mode", "queue_size", "clock"}
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "local"}
+LOCAL_HOST = "localhost"
 
 
 class GraphError(ValueError):
@@ -142,11 +143,12 @@ class Graph:
     stats_endpoints: dict[str, str] = field(default_factory=dict)  # where to read each node's stats
     source: str = ""
     keys_endpoint: str | None = None  # set when a node reads terminal/keys from the launcher
+    keys_readers: int = 0  # inputs wired to terminal/keys
 
     def local_nodes(self, host: str | None = None) -> list[str]:
         """Names of the nodes this machine starts (``host`` selects another host's share)."""
         if host is None:
-            return [n for n, c in self.nodes.items() if c.host in LOCAL_HOSTS]
+            return [n for n, c in self.nodes.items() if c.host == LOCAL_HOST]
         return [n for n, c in self.nodes.items() if c.host == host]
 
 
@@ -270,14 +272,14 @@ def build(
         run_dir = Path(f"/tmp/robostack-{os.getuid()}") / f"{graph_name}-{os.getpid()}"
     curve = _curve_from(data.get("curve"))
     base_port = data.get("base_port")
-    if base_port is None and any(c.host not in LOCAL_HOSTS for c in nodes.values()):
+    if base_port is None and any(c.host != LOCAL_HOST for c in nodes.values()):
         raise GraphError(["nodes on other hosts need 'base_port' so every host derives the same tcp ports"], source)
     specs, stats_eps = _resolve(nodes, Path(run_dir), data.get("bind_host", "127.0.0.1"), curve, base_port)
-    uses_keys = terminal_keys.SOURCE not in nodes and any(
+    keys_readers = 0 if terminal_keys.SOURCE in nodes else sum(
         link["from"] == terminal_keys.TOPIC for c in nodes.values() for link in c.inputs.values()
     )
-    keys_ep = ipc_endpoint(Path(run_dir), terminal_keys.TOPIC.replace("/", ".")) if uses_keys else None
-    return Graph(graph_name, nodes, specs, args, Path(run_dir), stats_eps, source, keys_ep)
+    keys_ep = ipc_endpoint(Path(run_dir), terminal_keys.TOPIC.replace("/", ".")) if keys_readers else None
+    return Graph(graph_name, nodes, specs, args, Path(run_dir), stats_eps, source, keys_ep, keys_readers)
 
 
 def _build_node(name: str, raw: Any, args: Mapping[str, Any], transport: str, problems: list[str]) -> NodeConfig | None:
@@ -359,6 +361,7 @@ def _build_node(name: str, raw: Any, args: Mapping[str, Any], transport: str, pr
     if node_transport not in ("ipc", "tcp"):
         problems.append(f"{where}: transport must be ipc or tcp")
     host = str(raw.get("host", "localhost"))
+    host = LOCAL_HOST if host in LOCAL_HOSTS else host  # one name per host: same host = equal names
     return NodeConfig(
         name=name,
         class_path=class_path,
@@ -371,7 +374,7 @@ def _build_node(name: str, raw: Any, args: Mapping[str, Any], transport: str, pr
         critical=bool(raw.get("critical", True)),
         shutdown_on_exit=bool(raw.get("shutdown_on_exit", False)),
         host=host,
-        transport="tcp" if host not in LOCAL_HOSTS else node_transport,
+        transport="tcp" if host != LOCAL_HOST else node_transport,
         log_level=str(raw.get("log_level", "INFO")),
         rt_priority=raw.get("rt_priority"),
     )
@@ -393,9 +396,7 @@ def _check_links(nodes: Mapping[str, NodeConfig], problems: list[str]) -> None:
                     f"{where}: node {src!r} ({nodes[src].class_path}) has no output {out!r}"
                     f"{_suggest(out, nodes[src].cls.outputs)}; outputs: {sorted(nodes[src].cls.outputs)}"
                 )
-            if nodes.get(src) and nodes[src].host != cfg.host and (
-                nodes[src].host not in LOCAL_HOSTS or cfg.host not in LOCAL_HOSTS
-            ) and nodes[src].transport != "tcp":
+            if src in nodes and nodes[src].host != cfg.host and nodes[src].transport != "tcp":
                 problems.append(f"{where}: crosses hosts, so {src!r} must use transport tcp")
 
 
@@ -491,7 +492,7 @@ def _resolve(
                 ep = ipc_endpoint(run_dir, f"{cfg.name}.{out}")
                 bind_eps[key] = connect_eps[key] = ep
             else:
-                local = cfg.host in LOCAL_HOSTS
+                local = cfg.host == LOCAL_HOST
                 port = base_port + tcp_keys.index(key) if base_port is not None else _free_tcp_port(bind_host)
                 bind_eps[key] = f"tcp://{bind_host if local else '*'}:{port}"
                 connect_eps[key] = f"tcp://{bind_host if local else cfg.host}:{port}"
@@ -506,7 +507,7 @@ def _resolve(
             src_node = nodes.get(link["from"].partition("/")[0])
             if src_node is None:  # terminal/keys
                 continue
-            if src_node.host == cfg.host or (src_node.host in LOCAL_HOSTS and cfg.host in LOCAL_HOSTS):
+            if src_node.host == cfg.host:
                 readers[link["from"]] = readers.get(link["from"], 0) + 1  # remote readers may start later
     specs: dict[str, NodeSpec] = {}
     for cfg in nodes.values():

@@ -203,10 +203,7 @@ class Launcher:
             if self.graph.keys_endpoint is not None and self.read_keys:
                 from robostack.terminal_keys import TerminalKeys
 
-                readers = sum(
-                    1 for c in self.graph.nodes.values() for link in c.inputs.values() if link["from"] == "terminal/keys"
-                )
-                self._keys = TerminalKeys(self.graph.keys_endpoint, readers=readers)
+                self._keys = TerminalKeys(self.graph.keys_endpoint, readers=self.graph.keys_readers)
                 self._keys.start()
             for np_ in self.nodes.values():
                 self._spawn(np_)
