@@ -28,6 +28,8 @@ from typing import Callable
 
 import numpy as np
 
+from robostack.params import enum_field as _enum_field
+
 from robostack.chunks import ActionChunk
 
 
@@ -95,14 +97,6 @@ class ExecutorConfig:
             raise ValueError(f"ExecutorConfig.request_timeout_ns must be > 0, got {self.request_timeout_ns}")
         if self.latency_window < 1 or self.stats_window < 1:
             raise ValueError("ExecutorConfig.latency_window and stats_window must be >= 1")
-
-
-def _enum_field(enum: type[Enum], value: object, name: str):
-    try:
-        return enum(value)
-    except ValueError:
-        choices = ", ".join(repr(m.value) for m in enum)
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}") from None
 
 
 def minimum_jerk_ramp(s: float) -> float:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
+from enum import Enum
+from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin, get_type_hints
+
+E = TypeVar("E", bound=Enum)
 
 
 class ParamError(ValueError):
@@ -72,6 +75,15 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
     if isinstance(hint, type) and isinstance(value, hint):
         return value
     raise ParamError(f"param {name!r}: cannot check a value against {hint}")
+
+
+def enum_field(enum: type[E], value: object, name: str) -> E:
+    """``enum(value)``, or a ValueError naming the field ``name`` and the allowed values."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in enum)  # type: ignore[attr-defined]
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}") from None
 
 
 def build_params(cls: type, values: Mapping[str, Any]) -> Any:

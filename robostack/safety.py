@@ -35,6 +35,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from robostack.params import enum_field as _enum_field
+
 ForwardKinematics = Callable[[np.ndarray], np.ndarray]
 """Joint positions (D,) → points to keep in the workspace box, shape (3,) or (N, 3)."""
 
@@ -151,14 +153,6 @@ class SafetyConfig:
     @property
     def n_joints(self) -> int:
         return len(self.position_lower)
-
-
-def _enum_field(enum: type[Enum], value: object, name: str):
-    try:
-        return enum(value)
-    except ValueError:
-        choices = ", ".join(repr(m.value) for m in enum)
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}") from None
 
 
 def _per_joint(value: float | Sequence[float], n: int, name: str) -> np.ndarray:
