@@ -53,7 +53,7 @@ class Pulse(Node):
             self._data = rng.standard_normal(self.params.shape).astype(dtype)
         self._count = 0
         if self.params.codec != "raw":
-            self._outputs["out"].codecs["data"] = self.params.codec
+            self.set_codec("out", "data", self.params.codec)
 
     def step(self) -> None:
         flat = self._data.reshape(-1)

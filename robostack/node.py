@@ -184,6 +184,17 @@ class Node:
         self._output_rates[output].tick(now_ns())
         return msg
 
+    def set_codec(self, output: str, array: str, codec: str) -> None:
+        """Send ``array`` of ``output`` as ``codec`` (``jpeg``/``png``; ``raw`` clears it),
+        e.g. from a node's ``codec`` param for slow links."""
+        pub = self._outputs.get(output)
+        if pub is None:
+            raise KeyError(f"node {self.name!r} has no wired output {output!r}; declared: {sorted(self.outputs)}")
+        if codec == "raw":
+            pub.codecs.pop(array, None)
+        else:
+            pub.codecs[array] = codec
+
     def request_stop(self) -> None:
         """Ask the runtime to leave the loop after this step."""
         self._stop = True

@@ -31,7 +31,7 @@ class _CameraNode(Node):
         self.camera = self.make_camera()
         self.camera.open()
         if getattr(self.params, "codec", "raw") != "raw":
-            self._outputs["frames"].codecs["image"] = self.params.codec
+            self.set_codec("frames", "image", self.params.codec)
         self._stale_reported = False
 
     def step(self) -> None:

@@ -60,7 +60,7 @@ class SimCameraNode(Node):
 
     def setup(self) -> None:
         if self.params.codec != "raw":
-            self._outputs["frames"].codecs["image"] = self.params.codec
+            self.set_codec("frames", "image", self.params.codec)
         self.model = None
         self.data = None
         self.renderer = None
