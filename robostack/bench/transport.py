@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import multiprocessing as mp
 import os
@@ -85,6 +86,18 @@ def _sender(method: str, endpoint: str, shape: tuple[int, ...], n_lat: int, inte
     sock.close(linger=0)
 
 
+class _BaselineUnpickler(pickle.Unpickler):
+    """The pickle baseline's receiver. Even here, between two processes of this benchmark, what
+    comes off a socket may only rebuild numpy arrays: any other global is refused."""
+
+    _ALLOWED = {("numpy", "dtype"), ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"bench: refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _receive_one(method: str, sub: Any) -> int:
     """Receive one message and return its send stamp (blocking)."""
     if method == "robostack":
@@ -99,7 +112,7 @@ def _receive_one(method: str, sub: Any) -> int:
         frames = sub.recv_multipart(copy=False)
         _ = np.frombuffer(frames[1].buffer, dtype=np.uint8)
         return _STAMP.unpack(frames[0].bytes)[0]
-    obj = pickle.loads(sub.recv())
+    obj = _BaselineUnpickler(io.BytesIO(sub.recv())).load()
     return obj["stamp_ns"]
 
 
