@@ -39,6 +39,9 @@ class DiffusionConfig:
     image_shift: int = 4
     instruction_dim: int = 16
     """Size of the pooled instruction embedding (used only when the inputs have an instruction)."""
+    instruction_film: bool = True
+    """With an instruction: it also modulates the image encoders (FiLM), so their keypoints can
+    track the object it names; the pooled embedding still joins the condition either way."""
     streaming: bool = False
     """Streaming diffusion (SDP): a noise level per action of the chunk (the step graph's
     ``timestep`` is ``(B, H)``), trained on SDP's chunk-wise noise pattern."""
@@ -174,8 +177,12 @@ class DiffusionPolicyModel(nn.Module):
             raise ValueError(f"the diffusion UNet halves the action horizon twice: use a multiple of 4, got {inputs.action_horizon}")
         self.inputs = inputs
         self.config = config
+        film_dim = config.instruction_dim if inputs.has_text and config.instruction_film else 0
         self.image_encoders = nn.ModuleDict(
-            {_module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim) for c in inputs.cameras}
+            {
+                _module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim, film_dim)
+                for c in inputs.cameras
+            }
         )
         self.cond_dim = inputs.obs_horizon * (len(inputs.cameras) * config.image_feature_dim + inputs.state_dim)
         if inputs.has_text:
@@ -201,17 +208,21 @@ class DiffusionPolicyModel(nn.Module):
     def encode(self, inputs: Mapping[str, torch.Tensor], augment: bool = False) -> dict[str, torch.Tensor]:
         feats = []
         batch = inputs["state"].shape[0]
+        text = self.instruction_features(inputs["instruction"]) if self.inputs.has_text else None
         for cam in self.inputs.cameras:
             images = inputs[cam]
             b, t, c, h, w = images.shape
             flat = images.reshape(b * t, c, h, w)
             if augment:
                 flat = random_shift(flat, self.config.image_shift)
-            feats.append(self.image_encoders[_module_name(cam)](flat).reshape(b, t, -1))
+            film = None
+            if text is not None and self.config.instruction_film:
+                film = text[:, None, :].expand(b, t, text.shape[-1]).reshape(b * t, -1)
+            feats.append(self.image_encoders[_module_name(cam)](flat, film).reshape(b, t, -1))
         feats.append(inputs["state"])
         cond = torch.cat(feats, dim=-1).reshape(batch, -1)
-        if self.inputs.has_text:
-            cond = torch.cat([cond, self.instruction_features(inputs["instruction"])], dim=-1)
+        if text is not None:
+            cond = torch.cat([cond, text], dim=-1)
         return {"cond": cond}
 
     def instruction_features(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -65,31 +65,51 @@ class SpatialSoftmax(nn.Module):
 
 class ImageEncoder(nn.Module):
     """Small ResNet-style encoder trained from scratch: a stride-2 stem, one residual block and
-    a stride-2 downsampling per stage, spatial-softmax keypoints, a linear projection."""
+    a stride-2 downsampling per stage, spatial-softmax keypoints, a linear projection.
 
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), keypoints: int = 32, out_dim: int = 64) -> None:
+    With ``film_dim`` the feature maps of every stage are scaled and shifted by a vector (FiLM):
+    the policies pass the instruction's features, so the keypoints can follow the object the
+    instruction names instead of every object the policy might be asked about (concatenating
+    the instruction after pooling leaves that selection to the action head, which then drifts
+    between the objects)."""
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), keypoints: int = 32, out_dim: int = 64, film_dim: int = 0) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(3, channels[0], 3, stride=2, padding=1, bias=False),
-            nn.GroupNorm(group_count(channels[0]), channels[0]),
-            nn.ReLU(),
-            ResidualBlock2d(channels[0]),
-        ]
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                nn.GroupNorm(group_count(c_out), c_out),
-                nn.ReLU(),
-                ResidualBlock2d(c_out),
-            ]
-        self.backbone = nn.Sequential(*layers)
+        self.stages = nn.ModuleList()
+        c_in = 3
+        for c_out in channels:
+            self.stages.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                    nn.GroupNorm(group_count(c_out), c_out),
+                    nn.ReLU(),
+                    ResidualBlock2d(c_out),
+                )
+            )
+            c_in = c_out
+        self.films = nn.ModuleList()
+        if film_dim:
+            for c in channels:
+                film = nn.Linear(film_dim, 2 * c)
+                # Zero start: the encoder begins as the unconditioned one and learns the modulation.
+                nn.init.zeros_(film.weight)
+                nn.init.zeros_(film.bias)
+                self.films.append(film)
         self.pool = SpatialSoftmax(channels[-1], keypoints)
         self.out = nn.Linear(2 * keypoints, out_dim)
         self.out_dim = out_dim
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` -> ``(N, out_dim)``."""
-        return self.out(self.pool(self.backbone(images)))
+    def forward(self, images: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, 3, H, W)`` (and ``film (N, film_dim)`` when built with one) -> ``(N, out_dim)``."""
+        if bool(self.films) != (film is not None):
+            raise ValueError("pass film exactly when the encoder was built with film_dim")
+        x = images
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if film is not None:
+                scale, bias = self.films[i](film)[:, :, None, None].chunk(2, dim=1)
+                x = x * (1 + scale) + bias
+        return self.out(self.pool(x))
 
 
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
