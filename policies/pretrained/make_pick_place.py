@@ -36,6 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from robostack.sim.demo_noise import ExecutionNoise
+
 TASK = "pick_place"
 CONTROL_HZ = 20
 EVAL_SEED_START = 10000
@@ -46,6 +48,8 @@ POLICY_KINDS = ("diffusion", "vla")
 OBS_HORIZON = 1
 """One observation per sample: half the encoder work of two, so twice the epochs in the same
 CPU time (the scripted expert's phase is readable from one frame and the gripper state)."""
+NOISE_SEED_OFFSET = 1_000_003
+"""The execution noise of demo seed ``s`` is drawn from seed ``s + NOISE_SEED_OFFSET``."""
 EXECUTE_STEPS = 8
 """Receding horizon: 8 of the 16 predicted actions run before the policy is asked again."""
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -69,6 +73,8 @@ class RecipeConfig:
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 300
+    demo_noise_rad: float = 0.0
+    """DART execution noise on the demos' arm joints (std, rad); 0 records the clean expert."""
     obs_horizon: int = OBS_HORIZON
     execute_steps: int = EXECUTE_STEPS
     eval_episodes: int = 100
@@ -82,12 +88,18 @@ class RecipeConfig:
         for name in ("demos", "steps", "batch_size", "eval_episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.demo_noise_rad >= 0:
+            raise ValueError(f"demo_noise_rad must be >= 0, got {self.demo_noise_rad}")
         if self.demos >= EVAL_SEED_START:
             raise ValueError(f"demos must stay below the held-out evaluation seeds ({EVAL_SEED_START}), got {self.demos}")
 
     @property
     def dataset_dir(self) -> Path:
-        return self.out / "demos"
+        return self.out / ("demos" if self.demo_noise_rad == 0 else f"demos_noise{self.demo_noise_rad:g}")
+
+    @property
+    def noise(self) -> ExecutionNoise | None:
+        return None if self.demo_noise_rad == 0 else ExecutionNoise(std_rad=self.demo_noise_rad)
 
     @property
     def run_dir(self) -> Path:
@@ -98,18 +110,31 @@ class RecipeConfig:
         return self.out / f"eval_{self.policy}"
 
 
+@dataclass(frozen=True)
+class RecordedDemos:
+    frames: int
+    seeds: list[int]
+    """The seeds kept, in order."""
+    dropped_seeds: list[int]
+    """Seeds whose (noisy) expert episode did not succeed within the time limit: not written."""
+
+
 def record_expert_demos(
     root: Path,
-    seeds: list[int],
+    episodes: int,
     cameras: tuple[str, ...] = CAMERAS,
     image_size: tuple[int, int] = RECORD_SIZE,
+    noise: ExecutionNoise | None = None,
     progress: Callable[[int], None] | None = None,
-) -> int:
-    """One scripted-expert episode of ``pick_place`` per seed, recorded until success (or the
-    time limit) into a LeRobot v3 dataset at ``root``; returns the frames written."""
+) -> RecordedDemos:
+    """``episodes`` successful scripted-expert episodes of ``pick_place`` from seeds 0, 1, …
+    (below the held-out evaluation seeds), each recorded until success, into a LeRobot v3
+    dataset at ``root``. With ``noise`` the arm executes the expert's targets plus DART offsets
+    while the clean targets are the recorded actions; an episode that then fails is dropped."""
     from robostack.dataset import CameraSpec, DatasetSpec
     from robostack.dataset.journal import Sample
     from robostack.dataset.writer import DatasetWriter
+    from robostack.sim.demo_noise import NoisyExecution
     from robostack.sim.env import TwinConfig, TwinEnv
     from robostack.sim.episode import action_at
     from robostack.sim.experts import ScriptedExpert
@@ -120,10 +145,16 @@ def record_expert_demos(
     spec = DatasetSpec(fps=CONTROL_HZ, cameras=tuple(CameraSpec(c, *image_size) for c in cameras), state_names=names, action_names=names)
     writer = DatasetWriter(root, spec)
     frames = 0
+    kept: list[int] = []
+    dropped: list[int] = []
+    seed = 0
     try:
-        for seed in seeds:
+        while len(kept) < episodes:
+            if seed >= EVAL_SEED_START:
+                raise RuntimeError(f"only {len(kept)} of {episodes} expert episodes succeeded below seed {EVAL_SEED_START}")
             obs = env.reset(seed)
             expert.reset(seed)
+            perturb = None if noise is None else NoisyExecution(noise, len(env.arm.arm_joints), env.control_dt, seed=NOISE_SEED_OFFSET + seed)
             episode = writer.begin_episode(env.instruction)
             chunk = None
             k = 0
@@ -135,17 +166,23 @@ def record_expert_demos(
                 samples = {key: Sample(stamp_ns=stamp, seq=k) for key in spec.stream_keys}
                 images = {f"observation.images.{c}": obs[f"image/{c}"] for c in cameras}
                 episode.add_frame(stamp, obs["state"], target, images, samples)
-                env.set_joint_targets(target)
+                env.set_joint_targets(target if perturb is None else perturb.apply(target))
                 env.step_control()
                 obs = env.observation()
                 k += 1
-            episode.save()
-            frames += k
-            if progress:
-                progress(1)
+            if env.is_success():
+                episode.save()
+                kept.append(seed)
+                frames += k
+                if progress:
+                    progress(1)
+            else:
+                episode.discard()
+                dropped.append(seed)
+            seed += 1
     finally:
         env.close()
-    return frames
+    return RecordedDemos(frames, kept, dropped)
 
 
 def _recorded_episodes(root: Path) -> int:
@@ -155,7 +192,7 @@ def _recorded_episodes(root: Path) -> int:
 
 
 def ensure_demos(config: RecipeConfig) -> dict[str, Any]:
-    """Record the demonstrations unless ``DIR/demos`` already holds exactly them."""
+    """Record the demonstrations unless the dataset directory already holds exactly them."""
     root = config.dataset_dir
     if (root / "meta").is_dir():
         have = _recorded_episodes(root)
@@ -166,8 +203,13 @@ def ensure_demos(config: RecipeConfig) -> dict[str, Any]:
 
     start = time.perf_counter()
     with tqdm(total=config.demos, desc="expert demos", unit="ep", disable=not config.progress) as bar:
-        frames = record_expert_demos(root, list(range(config.demos)), progress=bar.update)
-    return {"recorded_now": True, "frames": frames, "record_wall_s": round(time.perf_counter() - start, 1)}
+        recorded = record_expert_demos(root, config.demos, noise=config.noise, progress=bar.update)
+    return {
+        "recorded_now": True,
+        "frames": recorded.frames,
+        "dropped_demo_seeds": recorded.dropped_seeds,
+        "record_wall_s": round(time.perf_counter() - start, 1),
+    }
 
 
 def train_policy(config: RecipeConfig):
@@ -258,7 +300,7 @@ def make(config: RecipeConfig) -> dict[str, Any]:
         "script": "robostack.policies.pretrained.make_pick_place",
         "policy": config.policy,
         "demos": config.demos,
-        "demo_seeds": [0, config.demos - 1],
+        "demo_noise": None if config.noise is None else dataclasses.asdict(config.noise),
         "expert": "robostack.sim.experts.ScriptedExpert",
         "record_size": list(RECORD_SIZE),
         "model_image_size": list(MODEL_IMAGE_SIZE),
@@ -285,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", choices=POLICY_KINDS, default="diffusion")
     parser.add_argument("--package-dir", type=Path, default=None, help="where the policy package goes (default OUT/pick_place_POLICY)")
     parser.add_argument("--demos", type=int, default=RecipeConfig.demos, help="expert episodes, seeds 0..N-1 (default 200)")
+    parser.add_argument(
+        "--demo-noise", type=float, default=0.0, metavar="RAD",
+        help="DART execution noise on the demos' arm joints, std in rad (default 0: the clean expert)",
+    )
     parser.add_argument("--steps", type=int, default=RecipeConfig.steps, help="training steps (default 8000)")
     parser.add_argument("--batch-size", type=int, default=RecipeConfig.batch_size)
     parser.add_argument("--eval-episodes", type=int, default=RecipeConfig.eval_episodes, help=f"held-out seeds from {EVAL_SEED_START}")
@@ -298,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             package_dir=args.package_dir or args.out / f"pick_place_{args.policy}",
             policy=args.policy,
             demos=args.demos,
+            demo_noise_rad=args.demo_noise,
             steps=args.steps,
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,

@@ -31,8 +31,8 @@ def test_policy_trained_on_twin_demos_runs_an_episode_through_the_eval_loader(tm
     from robostack.sim.env import TwinConfig, TwinEnv
     from robostack.sim.episode import run_episode
 
-    frames = record_expert_demos(tmp_path / "demos", seeds=[0, 1, 2], cameras=("front",), image_size=(48, 64))
-    assert frames > 100
+    recorded = record_expert_demos(tmp_path / "demos", 3, cameras=("front",), image_size=(48, 64))
+    assert recorded.frames > 100 and recorded.seeds == [0, 1, 2]
     run, pkg = tmp_path / "run", tmp_path / "pkg"
     assert _cli(["train", "--dataset", str(tmp_path / "demos"), "--policy", kind, "--out", str(run), "--steps", "3",
                  "--batch-size", "8", "--image-size", "32", "--model-size", "tiny", "--no-progress"]) == 0
@@ -57,3 +57,23 @@ def test_policy_trained_on_twin_demos_runs_an_episode_through_the_eval_loader(tm
     hi = np.asarray(policy.spec.action_normalization.params["max"])
     span = hi - lo
     assert np.all(state[:7] > lo[:7] - span[:7] - 0.2) and np.all(state[:7] < hi[:7] + span[:7] + 0.2)
+
+
+@pytest.mark.slow
+def test_noisy_demos_label_the_clean_expert_targets_while_the_arm_runs_off_them(tmp_path):
+    from robostack.dataset.reader import DatasetReader
+    from robostack.sim.demo_noise import ExecutionNoise
+
+    clean = record_expert_demos(tmp_path / "clean", 1, cameras=("front",), image_size=(24, 32))
+    noisy = record_expert_demos(tmp_path / "noisy", 1, cameras=("front",), image_size=(24, 32), noise=ExecutionNoise(std_rad=0.04))
+    assert clean.seeds == noisy.seeds == [0]
+    a = DatasetReader(tmp_path / "clean").load_episode(0).columns
+    b = DatasetReader(tmp_path / "noisy").load_episode(0).columns
+    approach = 30  # 1.5 s: the first stage is planned from the reset pose alone, noise or not
+    assert np.allclose(a["action"][:approach], b["action"][:approach], atol=1e-6)
+    # the arm tracks its targets closely without noise and visibly off them with it
+    def gap(c):
+        return np.abs(c["observation.state"][1:approach, :7] - c["action"][: approach - 1, :7]).mean()
+
+    clean_gap, noisy_gap = gap(a), gap(b)
+    assert noisy_gap > 2 * clean_gap
