@@ -1,10 +1,9 @@
-"""Recipes for the trained policy packages robostack will ship, and (once one reaches its
-quality target) the packages themselves.
+"""The trained policy packages robostack ships, and the recipes that reproduce them.
 
 :mod:`robostack.policies.pretrained.make_pick_place` records expert demonstrations in the twin,
-trains the diffusion (or VLA-style) policy, exports it and evaluates it on held-out seeds. No package
-is committed yet: the runs so far did not reach the target (see ``docs/policies.md``), so
-:data:`PICK_PLACE_DIFFUSION` does not exist in this checkout until a run writes it there.
+trains the diffusion (or VLA-style) policy, exports it and evaluates it on held-out seeds, writing
+the result into the package's provenance. :data:`PICK_PLACE_DIFFUSION` is the committed package
+that ``robostack demo`` runs; its quality is still below the issue's target (docs/policies.md).
 """
 
 from __future__ import annotations

@@ -195,25 +195,29 @@ def _recorded_episodes(root: Path) -> int:
     return DatasetReader(root).num_episodes
 
 
+def _seeds_file(root: Path) -> Path:
+    """Which seeds the demos came from: beside the dataset, which has no place for them."""
+    return root.parent / f"{root.name}.seeds.json"
+
+
 def ensure_demos(config: RecipeConfig) -> dict[str, Any]:
-    """Record the demonstrations unless the dataset directory already holds exactly them."""
+    """Record the demonstrations unless the dataset directory already holds exactly them; returns
+    what the provenance records about them."""
     root = config.dataset_dir
     if (root / "meta").is_dir():
         have = _recorded_episodes(root)
         if have != config.demos:
             raise SystemExit(f"error: {root} holds {have} episodes, --demos asks for {config.demos}; remove it or pick another --out")
-        return {"recorded_now": False}
+        seeds = _seeds_file(root)
+        return {"recorded_now": False, **(json.loads(seeds.read_text()) if seeds.is_file() else {})}
     from tqdm import tqdm
 
     start = time.perf_counter()
     with tqdm(total=config.demos, desc="expert demos", unit="ep", disable=not config.progress) as bar:
         recorded = record_expert_demos(root, config.demos, noise=config.noise, progress=bar.update)
-    return {
-        "recorded_now": True,
-        "frames": recorded.frames,
-        "dropped_demo_seeds": recorded.dropped_seeds,
-        "record_wall_s": round(time.perf_counter() - start, 1),
-    }
+    seeds = {"demo_seeds": [recorded.seeds[0], recorded.seeds[-1]], "dropped_demo_seeds": recorded.dropped_seeds}
+    _seeds_file(root).write_text(json.dumps(seeds))
+    return {"recorded_now": True, "frames": recorded.frames, **seeds, "record_wall_s": round(time.perf_counter() - start, 1)}
 
 
 def train_policy(config: RecipeConfig):

@@ -1,0 +1,98 @@
+"""The diffusion policy package committed under ``policies/pretrained`` loads, validates and
+acts on real twin observations (its success rate is the evaluation's job, recorded in its
+provenance by the script that made it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("mujoco")
+
+from robostack.policies.pretrained import PICK_PLACE_DIFFUSION  # noqa: E402
+
+PACKAGE_LIMIT_BYTES = 8 * 1024 * 1024
+
+
+def test_committed_package_validates_and_declares_the_twin_observation_keys():
+    from robostack.policies.package import load_package
+
+    package = load_package(PICK_PLACE_DIFFUSION)
+    spec = package.spec
+    assert spec.policy_type == "diffusion"
+    assert {i.name for i in spec.inputs} == {"image/front", "image/wrist", "state", "instruction"}
+    assert (spec.action_dim, spec.action_horizon, spec.observation_horizon) == (8, 16, 1)
+    assert package.tokenizer is not None and package.tokenizer.encode("put the red cube in the bin") != package.tokenizer.encode(
+        "put the blue cube in the bin"
+    )
+    size = sum(p.stat().st_size for p in PICK_PLACE_DIFFUSION.rglob("*") if p.is_file())
+    assert size <= PACKAGE_LIMIT_BYTES
+
+
+def test_committed_package_provenance_records_held_out_evaluation_and_training():
+    from robostack.policies.package import load_package
+
+    provenance = load_package(PICK_PLACE_DIFFUSION).spec.provenance
+    evaluation = provenance["evaluation"]
+    assert evaluation["episodes"] == 100 and evaluation["seeds"][0] == 10000
+    low, high = evaluation["wilson95"]
+    assert low <= evaluation["success_rate"] <= high
+    assert evaluation["successes"] == round(evaluation["success_rate"] * evaluation["episodes"])
+    recipe = provenance["recipe"]
+    # evaluation seeds are disjoint from the demonstration seeds, and every dropped seed among them
+    first, last = recipe["demo_seeds"]
+    assert last < evaluation["seeds"][0]
+    assert last - first + 1 - len(recipe["dropped_demo_seeds"]) == recipe["demos"]
+    assert provenance["dataset"]["episodes"] == recipe["demos"] <= 200
+    assert recipe["train_time_s"] > 0 and recipe["steps"] == provenance["metrics"]["steps"]
+
+
+def test_committed_package_acts_on_real_twin_observations_at_episode_start():
+    from robostack.policies.onnx_policy import OnnxPolicy
+    from robostack.sim.engines import make_env
+    from robostack.sim.episode import action_at
+
+    policy = OnnxPolicy(PICK_PLACE_DIFFUSION, seed=0)
+    env = make_env("mujoco", "pick_place", cameras=policy.camera_requests(), control_hz=policy.spec.fps)
+    lo = np.asarray(policy.spec.action_normalization.params["min"])
+    hi = np.asarray(policy.spec.action_normalization.params["max"])
+    try:
+        obs = env.reset(10000)
+        policy.reset(10000)
+        for _ in range(3):
+            stamp = env.time_ns
+            chunk = policy.act(obs, stamp)
+            assert chunk.actions.shape == (16, 8) and chunk.start_ns == stamp
+            assert np.all(np.isfinite(chunk.actions))
+            # actions stay in (a margin around) the range the demonstrations covered
+            margin = 0.1 * (hi - lo) + 1e-3
+            assert np.all(chunk.actions >= lo - margin) and np.all(chunk.actions <= hi + margin)
+            assert policy.last_timing_ms["total"] > 0 and policy.last_timing_ms["encoder"] > 0
+            assert policy.last_embedding is not None and np.all(np.isfinite(policy.last_embedding))
+            for _ in range(4):
+                env.set_joint_targets(action_at(chunk, env.time_ns))
+                env.step_control()
+                obs = env.observation()
+                policy.observe(obs, env.time_ns)
+    finally:
+        env.close()
+
+
+def test_committed_package_reads_the_instruction():
+    from robostack.policies.onnx_policy import OnnxPolicy
+    from robostack.policies.preprocessing import encoder_feed
+    from robostack.sim.engines import make_env
+
+    policy = OnnxPolicy(PICK_PLACE_DIFFUSION)
+    env = make_env("mujoco", "pick_place", cameras=policy.camera_requests(), control_hz=policy.spec.fps)
+    try:
+        obs = env.reset(10001)
+    finally:
+        env.close()
+    noise = np.random.default_rng(0).standard_normal((1, 16, 8)).astype(np.float32)
+    chunks = []
+    for color in ("red", "blue"):
+        named = {**obs, "instruction": np.array(f"put the {color} cube in the bin")}
+        chunks.append(policy.sample_actions(encoder_feed(policy.spec, policy.package.tokenizer, [named] * policy.spec.observation_horizon), 1, noise))
+    assert np.abs(chunks[0] - chunks[1]).max() > 1e-3
