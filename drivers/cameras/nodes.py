@@ -96,6 +96,9 @@ class VideoFileCameraParams:
     path: str = ""
     fps: float | None = None
     loop: bool = False
+    drop_late_frames: bool = True
+    """Like a live camera, skip (and count) the frames that fell due while the node was behind;
+    False replays every frame, late ones as soon as the node gets to them."""
     codec: Literal["raw", "jpeg", "png"] = "raw"
 
     def __post_init__(self) -> None:
@@ -113,7 +116,7 @@ class VideoFileCameraNode(_CameraNode):
         from robostack.drivers.cameras.video_file_camera import VideoFileCamera, VideoFileCameraConfig
 
         p = self.params
-        return VideoFileCamera(VideoFileCameraConfig(p.path, fps=p.fps, loop=p.loop))
+        return VideoFileCamera(VideoFileCameraConfig(p.path, fps=p.fps, loop=p.loop, drop_late_frames=p.drop_late_frames))
 
 
 @dataclass

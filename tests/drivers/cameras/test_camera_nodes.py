@@ -29,8 +29,9 @@ def test_video_file_node_publishes_every_frame_in_order_then_stops(tmp_path, mak
     video = make_video(list(range(100, 130)), fps=50.0)
     ep = ipc_endpoint(tmp_path, "frames")
     sub = Subscriber(ep, "cam/frames", mode="queue", queue_size=1000)
-    # expected_subscribers: the node waits for our subscriber before its first frame
-    node = VideoFileCameraNode("cam", {"path": str(video)},
+    # expected_subscribers: the node waits for our subscriber before its first frame; without
+    # late-frame dropping a loaded machine delays frames instead of skipping them
+    node = VideoFileCameraNode("cam", {"path": str(video), "drop_late_frames": False},
                                Wiring(outputs={"frames": OutputWiring(ep, expected_subscribers=1)}))
     _, thread = run_node(node)
     thread.join(10)
