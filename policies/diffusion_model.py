@@ -28,6 +28,8 @@ class DiffusionConfig:
     """Architecture and schedule. The defaults train on a 2-core CPU (see docs/policies.md)."""
 
     image_channels: tuple[int, ...] = (32, 64, 128)
+    image_strides: tuple[int, ...] | None = None
+    """Stride of each encoder stage (default 2 everywhere); a 1 keeps that stage's resolution."""
     keypoints: int = 32
     image_feature_dim: int = 64
     unet_channels: tuple[int, ...] = (64, 128, 256)
@@ -180,7 +182,7 @@ class DiffusionPolicyModel(nn.Module):
         film_dim = config.instruction_dim if inputs.has_text and config.instruction_film else 0
         self.image_encoders = nn.ModuleDict(
             {
-                _module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim, film_dim)
+                _module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim, film_dim, config.image_strides)
                 for c in inputs.cameras
             }
         )

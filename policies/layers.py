@@ -64,8 +64,10 @@ class SpatialSoftmax(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """Small ResNet-style encoder trained from scratch: a stride-2 stem, one residual block and
-    a stride-2 downsampling per stage, spatial-softmax keypoints, a linear projection.
+    """Small ResNet-style encoder trained from scratch: per stage a strided 3x3 convolution
+    (stride 2 unless ``strides`` says 1) and one residual block, then spatial-softmax keypoints
+    and a linear projection. The keypoints are expectations over the last feature map, so its
+    resolution bounds how finely they can place an object: a stride-1 last stage doubles it.
 
     With ``film_dim`` the feature maps of every stage are scaled and shifted by a vector (FiLM):
     the policies pass the instruction's features, so the keypoints can follow the object the
@@ -73,14 +75,24 @@ class ImageEncoder(nn.Module):
     the instruction after pooling leaves that selection to the action head, which then drifts
     between the objects)."""
 
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), keypoints: int = 32, out_dim: int = 64, film_dim: int = 0) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (32, 64, 128),
+        keypoints: int = 32,
+        out_dim: int = 64,
+        film_dim: int = 0,
+        strides: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
+        strides = (2,) * len(channels) if strides is None else tuple(strides)
+        if len(strides) != len(channels) or any(s not in (1, 2) for s in strides):
+            raise ValueError(f"strides must be one 1 or 2 per stage ({len(channels)} stages), got {strides}")
         self.stages = nn.ModuleList()
         c_in = 3
-        for c_out in channels:
+        for c_out, stride in zip(channels, strides):
             self.stages.append(
                 nn.Sequential(
-                    nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                    nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
                     nn.GroupNorm(group_count(c_out), c_out),
                     nn.ReLU(),
                     ResidualBlock2d(c_out),

@@ -252,10 +252,35 @@ def _truncate_metrics(run_dir: Path, step: int) -> None:
     (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
 
 
+def _finished_run(run_dir: Path, config: TrainConfig, end: int) -> TrainResult | None:
+    """The result of a run whose checkpoint is already at ``end``, read without loading its
+    dataset (which takes minutes for an image dataset); None when there is training left."""
+    ckpt = load_checkpoint(run_dir)
+    step = int(ckpt["step"])
+    if step < end:
+        return None
+    if ckpt.get("kind") not in (None, config.policy):
+        raise RunError(f"{run_dir} trains a {ckpt['kind']!r} policy, not {config.policy!r}")
+    history = read_metrics(run_dir)
+    losses = [m["loss"] for m in history if "loss" in m]
+    vals = [m["val_loss"] for m in history if "val_loss" in m]
+    train_time = float(ckpt.get("train_time_s", 0.0))
+    return TrainResult(
+        run_dir=run_dir,
+        step=step,
+        train_loss=losses[-1] if losses else None,
+        val_loss=vals[-1] if vals else None,
+        train_time_s=train_time,
+        seconds_per_step=(train_time / step) if step else None,
+        history=history,
+    )
+
+
 def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) the run in ``config.out`` up to ``config.steps``.
     ``stop_at`` ends this session early at that step with a checkpoint (the schedule still
-    spans ``config.steps``), as a time-boxed session or an interruption would."""
+    spans ``config.steps``), as a time-boxed session or an interruption would. Resuming a run
+    that is already there returns its result without loading the dataset."""
     from tqdm import tqdm
 
     run_dir = Path(config.out)
@@ -264,6 +289,11 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
         raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not has_checkpoint:
         raise RunError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    if resume:
+        finished = _finished_run(run_dir, config, end)
+        if finished is not None:
+            return finished
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
@@ -332,7 +362,6 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
     last_val: float | None = None
     window: list[float] = []
     bar = tqdm(total=config.steps, initial=step, desc=f"train {info.kind}", unit="step", disable=not config.progress)
-    end = config.steps if stop_at is None else min(stop_at, config.steps)
     while step < end:
         t0 = time.perf_counter()
         rows = rng.integers(0, len(train_sampler), config.batch_size)

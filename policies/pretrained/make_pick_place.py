@@ -3,7 +3,7 @@
 ::
 
     python -m robostack.policies.pretrained.make_pick_place --out DIR [--policy diffusion|vla]
-        [--demos 200] [--demo-noise 0.04] [--steps N] [--package-dir DIR/pick_place_<policy>]
+        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP] [--package-dir DIR/pick_place_<policy>]
         [--eval-episodes 100] [--workers 2] [--threads 2]
 
 Four stages, each kept in ``DIR`` so an interrupted run picks up where it stopped:
@@ -60,7 +60,7 @@ MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     # 1.6 M parameters (≈ 7 MB of float32 graphs) instead of 6.4 M. No random-shift augmentation:
     # the twin's cameras never move, and at 48×64 a ±4 px shift is ±6 cm of table, which hides
     # exactly where the cube is (with it, 12k steps went to the middle between the cubes: 1/100).
-    "diffusion": {"image_channels": [16, 32, 64], "unet_channels": [32, 64, 128], "time_embed_dim": 64, "image_shift": 0},
+    "diffusion": {"image_channels": [16, 32, 32], "image_strides": [2, 2, 1], "unet_channels": [32, 64, 128], "time_embed_dim": 64, "image_shift": 0},
     # The default VLA (dim 128, 4 + 4 blocks) is already small; no shift augmentation either.
     "vla": {"image_shift": 0},
 }
@@ -73,6 +73,8 @@ class RecipeConfig:
     policy: str = "diffusion"
     demos: int = 200
     steps: int = 8000
+    stop_at: int | None = None
+    """End training at this step (a time-boxed run); the LR schedule still spans ``steps``."""
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 300
@@ -92,6 +94,8 @@ class RecipeConfig:
         for name in ("demos", "steps", "batch_size", "eval_episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
+            raise ValueError(f"stop_at must be between 1 and steps ({self.steps}), got {self.stop_at}")
         if not self.demo_noise_rad >= 0:
             raise ValueError(f"demo_noise_rad must be >= 0, got {self.demo_noise_rad}")
         if self.demos >= EVAL_SEED_START:
@@ -244,7 +248,7 @@ def train_policy(config: RecipeConfig):
         progress=config.progress,
     )
     resume = (config.run_dir / CHECKPOINT).is_file()
-    return train(train_config, resume=resume)
+    return train(train_config, resume=resume, stop_at=config.stop_at)
 
 
 def evaluate_package(config: RecipeConfig):
@@ -340,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"DART execution noise on the demos' arm joints, std in rad (default {RecipeConfig.demo_noise_rad}; 0: the clean expert)",
     )
     parser.add_argument("--steps", type=int, default=RecipeConfig.steps, help="training steps (default 8000)")
+    parser.add_argument(
+        "--stop-at", type=int, default=None, metavar="STEP",
+        help="end training at STEP with the schedule still spanning --steps (a time-boxed run; rerun to finish it)",
+    )
     parser.add_argument("--batch-size", type=int, default=RecipeConfig.batch_size)
     parser.add_argument("--eval-episodes", type=int, default=RecipeConfig.eval_episodes, help=f"held-out seeds from {EVAL_SEED_START}")
     parser.add_argument("--workers", type=int, default=RecipeConfig.workers, help="evaluation worker processes")
@@ -354,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             demos=args.demos,
             demo_noise_rad=args.demo_noise,
             steps=args.steps,
+            stop_at=args.stop_at,
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,
             workers=args.workers,

@@ -82,6 +82,20 @@ def test_resumed_training_ends_with_the_same_weights_as_an_uninterrupted_run(dat
     assert [m["step"] for m in read_metrics(tmp_path / "split") if "loss" in m] == [1, 2, 3, 4, 5, 6]
 
 
+def test_resuming_a_run_already_at_its_end_returns_its_result_without_reading_the_dataset(dataset, tmp_path):
+    first = train(_config(dataset, tmp_path / "run", steps=6), stop_at=4)
+    gone = tmp_path / "no-such-dataset"  # loading it would raise: the result must come from the run
+    again = train(_config(gone, tmp_path / "run", steps=6), resume=True, stop_at=4)
+    assert again.step == first.step == 4
+    assert again.train_loss == pytest.approx(first.train_loss)
+    assert again.val_loss == pytest.approx(first.val_loss)
+    assert again.train_time_s == pytest.approx(first.train_time_s, rel=1e-6)
+    with pytest.raises(RunError, match="trains a 'diffusion' policy, not 'vla'"):
+        train(_config(gone, tmp_path / "run", policy="vla", steps=6), resume=True, stop_at=4)
+    with pytest.raises(ValueError, match="no such dataset directory"):  # two steps left: now it needs the dataset
+        train(_config(gone, tmp_path / "run", steps=6), resume=True)
+
+
 def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(dataset, tmp_path):
     train(_config(dataset, tmp_path / "run", steps=3))
     with pytest.raises(RunError, match="already holds a run; pass --resume"):
