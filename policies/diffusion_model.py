@@ -179,10 +179,11 @@ class DiffusionPolicyModel(nn.Module):
             raise ValueError(f"the diffusion UNet halves the action horizon twice: use a multiple of 4, got {inputs.action_horizon}")
         self.inputs = inputs
         self.config = config
-        film_dim = config.instruction_dim if inputs.has_text and config.instruction_film else 0
+        # > 0 exactly when the instruction also modulates the image encoders
+        self.film_dim = config.instruction_dim if inputs.has_text and config.instruction_film else 0
         self.image_encoders = nn.ModuleDict(
             {
-                _module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim, film_dim, config.image_strides)
+                _module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim, self.film_dim, config.image_strides)
                 for c in inputs.cameras
             }
         )
@@ -217,9 +218,7 @@ class DiffusionPolicyModel(nn.Module):
             flat = images.reshape(b * t, c, h, w)
             if augment:
                 flat = random_shift(flat, self.config.image_shift)
-            film = None
-            if text is not None and self.config.instruction_film:
-                film = text[:, None, :].expand(b, t, text.shape[-1]).reshape(b * t, -1)
+            film = text[:, None, :].expand(b, t, self.film_dim).reshape(b * t, -1) if self.film_dim else None
             feats.append(self.image_encoders[_module_name(cam)](flat, film).reshape(b, t, -1))
         feats.append(inputs["state"])
         cond = torch.cat(feats, dim=-1).reshape(batch, -1)
