@@ -61,6 +61,8 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=3, help="policy steps each score is summed over (default 3)")
     p.add_argument("--num-samples", type=int, default=32, help="chunks B sampled per step (default 32)")
     p.add_argument("--traces", metavar="FILE", default=None, help="also write the rollouts' score traces as JSON lines")
+    p.add_argument("--workers", type=int, default=1,
+                   help="rollouts in this many processes, ONNX Runtime on one thread each (the traces depend only on the seeds)")
     _add_twin_arguments(p)
     p.set_defaults(func=run_calibrate)
 
@@ -176,10 +178,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
         package = load_package(args.policy_dir)
         seeds = list(range(args.seed_start, args.seed_start + args.rollouts))
         check_calibration_seeds(package, seeds)  # before any rollout runs
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
         config = RolloutConfig(args.policy_dir, args.task, args.engine, args.arm, args.control_hz, args.num_samples, args.execute_steps)
         progress = not args.no_progress and sys.stderr.isatty()
         traces, results = [], []
-        for result, trace in with_progress(monitored_rollouts(config, seeds), len(seeds), "calibration", progress):
+        for result, trace in with_progress(monitored_rollouts(config, seeds, workers=args.workers), len(seeds), "calibration", progress):
             traces.append(trace)
             results.append(result)
         if args.traces:

@@ -5,7 +5,8 @@ benchmark), or recording the policy's embeddings and actions (successful rollout
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import multiprocessing
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -32,6 +33,8 @@ class RolloutConfig:
     control_hz: float = 20.0
     num_samples: int = 32
     execute_steps: int | None = None
+    threads: int | None = None
+    """ONNX Runtime intra-op threads per process (None: its default, all cores)."""
 
 
 @dataclass
@@ -82,25 +85,72 @@ def package_monitor(package: Any, arm: str = "panda", require_calibration: bool 
     return FailureMonitor.from_package(package, fk=fk, require_calibration=require_calibration)
 
 
+class _MonitoredRunner:
+    """One process's policy, monitor and twin, reused across its rollouts."""
+
+    def __init__(self, config: RolloutConfig, monitor: FailureMonitor | None = None) -> None:
+        self.config = config
+        policy = OnnxPolicy(config.package, threads=config.threads)
+        monitor = monitor or package_monitor(policy.package, config.arm, require_calibration=False)
+        self.policy = MonitoredPolicy(policy, monitor, config.num_samples, config.execute_steps)
+        self.env = _env(config, policy)
+
+    def run(self, seed: int) -> tuple[EpisodeResult, EpisodeTrace]:
+        result = run_episode(self.env, self.policy, seed)
+        trace = self.policy.trace
+        trace.success = bool(result.success) and result.error is None
+        trace.meta.update(task=self.config.task, sim_time_s=result.sim_time_s, time_limit_s=self.env.time_limit_s,
+                          num_samples=self.config.num_samples, execute_steps=self.policy.execute_steps)
+        return result, trace
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_runner: _MonitoredRunner | None = None
+
+
+def _init_runner(config: RolloutConfig) -> None:
+    global _runner
+    _runner = _MonitoredRunner(config)
+
+
+def _run_seed(seed: int) -> tuple[EpisodeResult, EpisodeTrace]:
+    assert _runner is not None
+    return _runner.run(seed)
+
+
 def monitored_rollouts(
-    config: RolloutConfig, seeds: Sequence[int], monitor: FailureMonitor | None = None
+    config: RolloutConfig, seeds: Sequence[int], monitor: FailureMonitor | None = None, workers: int = 1
 ) -> Iterator[tuple[EpisodeResult, EpisodeTrace]]:
-    """For each seed, the episode result and its trace of raw per-step scores (success filled in).
-    ``monitor`` defaults to the package's, calibrated or not."""
-    policy = OnnxPolicy(config.package)
-    monitor = monitor or package_monitor(policy.package, config.arm, require_calibration=False)
-    wrapped = MonitoredPolicy(policy, monitor, config.num_samples, config.execute_steps)
-    env = _env(config, policy)
+    """For each seed, in order, the episode result and its trace of raw per-step scores (success
+    filled in). ``monitor`` defaults to the package's, calibrated or not. With ``workers`` > 1 the
+    rollouts run in that many spawned processes (the package's own monitor; ONNX Runtime on one
+    thread each unless ``config.threads`` says otherwise): a rollout depends only on its seed, so
+    the traces are those of one process with the same thread count."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        runner = _MonitoredRunner(config, monitor)
+        try:
+            for seed in seeds:
+                yield runner.run(seed)
+        finally:
+            runner.close()
+        return
+    if monitor is not None:
+        raise ValueError("a monitor object cannot be sent to worker processes; use workers=1 with it")
+    if config.threads is None:
+        config = replace(config, threads=1)
+    # Fails here, once, on a package or monitor that cannot load: a pool would respawn a worker
+    # whose initializer raises forever.
+    package_monitor(OnnxPolicy(config.package, threads=1).package, config.arm, require_calibration=False)
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_runner, initargs=(config,))
     try:
-        for seed in seeds:
-            result = run_episode(env, wrapped, seed)
-            trace = wrapped.trace
-            trace.success = bool(result.success) and result.error is None
-            trace.meta.update(task=config.task, sim_time_s=result.sim_time_s, time_limit_s=env.time_limit_s,
-                              num_samples=config.num_samples, execute_steps=wrapped.execute_steps)
-            yield result, trace
+        yield from pool.imap(_run_seed, seeds)
     finally:
-        env.close()
+        pool.close()
+        pool.join()
 
 
 class _Recorder:

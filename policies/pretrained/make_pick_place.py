@@ -60,7 +60,7 @@ MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     # 1.6 M parameters (≈ 7 MB of float32 graphs) instead of 6.4 M. No random-shift augmentation:
     # the twin's cameras never move, and at 48×64 a ±4 px shift is ±6 cm of table, which hides
     # exactly where the cube is (with it, 12k steps went to the middle between the cubes: 1/100).
-    "diffusion": {"image_channels": [16, 32, 32], "image_strides": [2, 2, 1], "unet_channels": [32, 64, 128], "time_embed_dim": 64, "image_shift": 0},
+    "diffusion": {"image_channels": [16, 32, 64], "unet_channels": [32, 64, 128], "time_embed_dim": 64, "image_shift": 0},
     # The default VLA (dim 128, 4 + 4 blocks) is already small; no shift augmentation either.
     "vla": {"image_shift": 0},
 }

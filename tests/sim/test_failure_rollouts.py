@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -41,3 +44,41 @@ def test_end_effector_ace_bins_tool_points_on_a_grid_of_their_fit_range():
     assert projection.entropy(same) == 0.0
     spread = home + rng.normal(0, 0.3, (16, 4, home.size))
     assert projection.entropy(spread) > 2.0
+
+
+@pytest.mark.slow
+def test_monitored_rollouts_in_worker_processes_give_the_traces_of_one_process(tmp_path):
+    pytest.importorskip("torch", reason="the tiny package is exported from torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
+    from policy_packages import tiny_diffusion_package
+
+    from robostack.policies.failure.fit import fit_package
+    from robostack.policies.failure.rnd_training import RndConfig
+    from robostack.policies.onnx_policy import OnnxPolicy
+    from robostack.policies.preprocessing import encoder_feed
+    from robostack.sim.failure_rollouts import RolloutConfig, monitored_rollouts
+
+    # untrained: it fails pick_place, which is all the traces need
+    _, package = tiny_diffusion_package(tmp_path / "pkg", image_size=(32, 32), horizon=8)
+    policy, env = OnnxPolicy(package), TwinEnv(TwinConfig(obs_cameras=("front",), image_size=(32, 32)))
+    embeddings, actions = [], []
+    for seed in (900, 901):  # RND/ACE fit data: embeddings and sampled chunks of twin observations
+        policy.reset(seed)
+        policy.observe(env.reset(seed), 0)
+        chunks = policy.sample_actions(encoder_feed(policy.spec, policy.package.tokenizer, policy.history()), 4)
+        embeddings.append(policy.last_embedding)
+        actions.append(chunks.reshape(-1, chunks.shape[-1]))
+    env.close()
+    fit_package(package, np.stack(embeddings), np.concatenate(actions), [{"kind": "rollouts", "seeds": [900, 901]}],
+                RndConfig(target_hidden=(16,), predictor_hidden=(16,), out_dim=8, steps=10, batch_size=2))
+    config = RolloutConfig(str(tmp_path / "pkg"), "pick_place", num_samples=4, execute_steps=8, threads=1)
+    seeds = [7, 3]
+    one = list(monitored_rollouts(config, seeds))
+    two = list(monitored_rollouts(config, seeds, workers=2))
+    assert [t.seed for _, t in two] == seeds  # in the order asked, whichever worker ran them
+    for (r1, t1), (r2, t2) in zip(one, two):
+        assert (r2.success, r2.policy_calls, t2.steps, t2.success) == (r1.success, r1.policy_calls, t1.steps, t1.success)
+        for score in ("rnd", "ace", "stac"):
+            np.testing.assert_allclose(t2.array(score), t1.array(score), rtol=1e-6, atol=1e-9, err_msg=score)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        list(monitored_rollouts(config, seeds, workers=0))
