@@ -38,6 +38,17 @@ def test_image_normalization_goes_channel_first_in_minus_one_one():
     np.testing.assert_allclose(out[:, 1:], -1.0)
 
 
+def test_image_normalization_applies_per_channel_mean_and_std_as_declared():
+    norm = Normalization.from_dict({"type": "image", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    img = np.random.default_rng(1).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    expected = ((img / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(0, 3, 1, 2)
+    for _ in range(2):  # the per-channel constants are computed once and reused
+        out = norm.apply(img)
+        assert out.dtype == np.float32 and out.flags.c_contiguous
+        np.testing.assert_allclose(out, expected, atol=2e-6)
+    assert norm.apply(img[0]).shape == (3, 5, 7)  # one frame, no batch axis
+
+
 def test_normalization_spec_errors_name_the_field():
     with pytest.raises(NormalizationError, match=r"action.normalization.type: unknown normalization 'zscore'"):
         Normalization.from_dict({"type": "zscore"}, "action.normalization")
