@@ -252,15 +252,9 @@ def _truncate_metrics(run_dir: Path, step: int) -> None:
     (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
 
 
-def _finished_run(run_dir: Path, config: TrainConfig, end: int) -> TrainResult | None:
-    """The result of a run whose checkpoint is already at ``end``, read without loading its
-    dataset (which takes minutes for an image dataset); None when there is training left."""
-    ckpt = load_checkpoint(run_dir)
+def _finished_result(run_dir: Path, ckpt: Mapping[str, Any]) -> TrainResult:
+    """The result of a run that is already at its last step, from its checkpoint and metrics."""
     step = int(ckpt["step"])
-    if step < end:
-        return None
-    if ckpt.get("kind") not in (None, config.policy):
-        raise RunError(f"{run_dir} trains a {ckpt['kind']!r} policy, not {config.policy!r}")
     history = read_metrics(run_dir)
     losses = [m["loss"] for m in history if "loss" in m]
     vals = [m["val_loss"] for m in history if "val_loss" in m]
@@ -290,10 +284,16 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
     if resume and not has_checkpoint:
         raise RunError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
     end = config.steps if stop_at is None else min(stop_at, config.steps)
+    ckpt: dict[str, Any] | None = None
     if resume:
-        finished = _finished_run(run_dir, config, end)
-        if finished is not None:
-            return finished
+        # Checked before the dataset is decoded (minutes for an image dataset); a run already at
+        # its last step needs no dataset at all.
+        info = RunInfo.load(run_dir)
+        if info.kind != config.policy:
+            raise RunError(f"{run_dir} trains a {info.kind!r} policy, not {config.policy!r}")
+        ckpt = load_checkpoint(run_dir)
+        if int(ckpt["step"]) >= end:
+            return _finished_result(run_dir, ckpt)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
@@ -305,9 +305,6 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
     data = load_training_data(config.dataset, config.image_size, config.cameras, config.max_episodes, progress=bar_load.update)
     bar_load.close()
     if resume:
-        info = RunInfo.load(run_dir)
-        if info.kind != config.policy:
-            raise RunError(f"{run_dir} trains a {info.kind!r} policy, not {config.policy!r}")
         if tuple(info.inputs.cameras) != data.cameras:
             raise RunError(f"{run_dir} was trained on cameras {list(info.inputs.cameras)}, the dataset gives {list(data.cameras)}")
     else:
@@ -327,8 +324,7 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
     rng = np.random.default_rng(config.seed)
     step = 0
     train_time = 0.0
-    if resume:
-        ckpt = load_checkpoint(run_dir)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
