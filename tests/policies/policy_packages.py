@@ -38,6 +38,32 @@ def tiny_diffusion_package(out: Path, seed: int = 0, image_size=(32, 32), horizo
     return model, package
 
 
+def fit_failure_on_twin_observations(package, seeds: tuple[int, ...], image_size=(32, 32)):
+    """Fit a tiny RND + ACE failure block into ``package`` (a one-camera package) from the
+    policy's embeddings and 4 sampled chunks of each seed's first twin observation; returns the
+    reloaded package."""
+    from robostack.policies.failure.fit import fit_package
+    from robostack.policies.failure.rnd_training import RndConfig
+    from robostack.policies.onnx_policy import OnnxPolicy
+    from robostack.policies.preprocessing import encoder_feed
+    from robostack.sim.env import TwinConfig, TwinEnv
+
+    policy, env = OnnxPolicy(package), TwinEnv(TwinConfig(obs_cameras=("front",), image_size=image_size))
+    embeddings, actions = [], []
+    try:
+        for seed in seeds:
+            policy.reset(seed)
+            policy.observe(env.reset(seed), 0)
+            chunks = policy.sample_actions(encoder_feed(policy.spec, policy.package.tokenizer, policy.history()), 4)
+            embeddings.append(policy.last_embedding)
+            actions.append(chunks.reshape(-1, chunks.shape[-1]))
+    finally:
+        env.close()
+    fitted, _ = fit_package(package, np.stack(embeddings), np.concatenate(actions), [{"kind": "rollouts", "seeds": [seeds[0], seeds[-1]]}],
+                            RndConfig(target_hidden=(16,), predictor_hidden=(16,), out_dim=8, steps=10, batch_size=len(seeds)))
+    return fitted
+
+
 def tiny_streaming_package(out: Path, seed: int = 0, chunks: int = 4, steps: int = 8, horizon: int = 8):
     """(torch model, loaded package) of a random tiny streaming-diffusion (SDP) policy: ``chunks``
     chunks of the ``horizon``, ``steps`` DDIM steps (``steps / chunks`` per call)."""

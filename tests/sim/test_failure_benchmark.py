@@ -125,31 +125,17 @@ def test_bad_perturb_arguments_exit_with_the_reason(tmp_path, capsys, argv, mess
 def test_tiny_package_tuning_run_scores_every_method_and_stores_the_window(tmp_path, capsys):
     pytest.importorskip("torch")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
-    from policy_packages import tiny_diffusion_package
+    from policy_packages import fit_failure_on_twin_observations, tiny_diffusion_package
 
     from robostack.policies.failure.config import read_block, write_block
     from robostack.policies.failure.conformal import first_alarm
-    from robostack.policies.failure.fit import fit_package
-    from robostack.policies.failure.rnd_training import RndConfig
     from robostack.policies.failure.trace import EpisodeTrace
-    from robostack.policies.onnx_policy import OnnxPolicy
     from robostack.policies.package import load_package
-    from robostack.policies.preprocessing import encoder_feed
-    from robostack.sim.env import TwinConfig, TwinEnv
 
     root = tmp_path / "pkg"
     _, package = tiny_diffusion_package(root, image_size=(32, 32), horizon=8)
-    policy, env = OnnxPolicy(package), TwinEnv(TwinConfig(obs_cameras=("front",), image_size=(32, 32)))
-    embeddings, actions = [], []
-    for seed in range(900, 904):  # RND/ACE fit data: real embeddings and sampled chunks of twin observations
-        policy.reset(seed)
-        policy.observe(env.reset(seed), 0)
-        chunks = policy.sample_actions(encoder_feed(policy.spec, policy.package.tokenizer, policy.history()), 4)
-        embeddings.append(policy.last_embedding)
-        actions.append(chunks.reshape(-1, chunks.shape[-1]))
-    env.close()
-    package, _ = fit_package(package, np.stack(embeddings), np.concatenate(actions), [{"kind": "rollouts", "seeds": [900, 903]}],
-                             RndConfig(target_hidden=(16,), predictor_hidden=(16,), out_dim=8, steps=10, batch_size=4))
+    # RND/ACE fit data: real embeddings and sampled chunks of twin observations
+    package = fit_failure_on_twin_observations(package, (900, 901, 902, 903))
     # The random tiny policy never succeeds, so it cannot be calibrated in the twin: stand in
     # synthetic successful calibration traces (seeds 5000…5019) with low scores.
     cal_traces = tmp_path / "calibration.jsonl"

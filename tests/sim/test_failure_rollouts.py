@@ -50,27 +50,13 @@ def test_end_effector_ace_bins_tool_points_on_a_grid_of_their_fit_range():
 def test_monitored_rollouts_in_worker_processes_give_the_traces_of_one_process(tmp_path):
     pytest.importorskip("torch", reason="the tiny package is exported from torch")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
-    from policy_packages import tiny_diffusion_package
+    from policy_packages import fit_failure_on_twin_observations, tiny_diffusion_package
 
-    from robostack.policies.failure.fit import fit_package
-    from robostack.policies.failure.rnd_training import RndConfig
-    from robostack.policies.onnx_policy import OnnxPolicy
-    from robostack.policies.preprocessing import encoder_feed
     from robostack.sim.failure_rollouts import RolloutConfig, monitored_rollouts
 
     # untrained: it fails pick_place, which is all the traces need
     _, package = tiny_diffusion_package(tmp_path / "pkg", image_size=(32, 32), horizon=8)
-    policy, env = OnnxPolicy(package), TwinEnv(TwinConfig(obs_cameras=("front",), image_size=(32, 32)))
-    embeddings, actions = [], []
-    for seed in (900, 901):  # RND/ACE fit data: embeddings and sampled chunks of twin observations
-        policy.reset(seed)
-        policy.observe(env.reset(seed), 0)
-        chunks = policy.sample_actions(encoder_feed(policy.spec, policy.package.tokenizer, policy.history()), 4)
-        embeddings.append(policy.last_embedding)
-        actions.append(chunks.reshape(-1, chunks.shape[-1]))
-    env.close()
-    fit_package(package, np.stack(embeddings), np.concatenate(actions), [{"kind": "rollouts", "seeds": [900, 901]}],
-                RndConfig(target_hidden=(16,), predictor_hidden=(16,), out_dim=8, steps=10, batch_size=2))
+    fit_failure_on_twin_observations(package, (900, 901))
     config = RolloutConfig(str(tmp_path / "pkg"), "pick_place", num_samples=4, execute_steps=8, threads=1)
     seeds = [7, 3]
     one = list(monitored_rollouts(config, seeds))
