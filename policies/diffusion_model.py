@@ -44,6 +44,15 @@ class DiffusionConfig:
     instruction_film: bool = True
     """With an instruction: it also modulates the image encoders (FiLM), so their keypoints can
     track the object it names; the pooled embedding still joins the condition either way."""
+    keyframe_weight: float = 0.0
+    """Weight of an auxiliary training loss (0: off): from the observation features, predict the
+    action at the next gripper event (the grasp pose until the grasp, then the release pose). A
+    demo's grasp pose says where the named object is, so this makes the encoders locate it rather
+    than leaving that to the small gradient the denoising loss passes back. Training only: the
+    prediction head is not exported."""
+    keyframe_gripper_dim: int = -1
+    """The action dimension that commands the gripper (used by the keyframe loss)."""
+    keyframe_hidden: int = 128
     streaming: bool = False
     """Streaming diffusion (SDP): a noise level per action of the chunk (the step graph's
     ``timestep`` is ``(B, H)``), trained on SDP's chunk-wise noise pattern."""
@@ -203,6 +212,15 @@ class DiffusionPolicyModel(nn.Module):
             horizon=inputs.action_horizon if config.streaming else None,
         )
         self.alphas_cumprod = sampling.squaredcos_alphas_cumprod(config.train_timesteps)
+        if config.keyframe_weight < 0:
+            raise ValueError(f"keyframe_weight must be >= 0, got {config.keyframe_weight}")
+        self.keyframe_head = None
+        if config.keyframe_weight > 0:
+            if not -inputs.action_dim <= config.keyframe_gripper_dim < inputs.action_dim:
+                raise ValueError(f"keyframe_gripper_dim {config.keyframe_gripper_dim} is outside the {inputs.action_dim} action dimensions")
+            self.keyframe_head = nn.Sequential(
+                nn.Linear(self.cond_dim, config.keyframe_hidden), nn.Mish(), nn.Linear(config.keyframe_hidden, inputs.action_dim)
+            )
 
     @property
     def embedding_dim(self) -> int:
@@ -235,9 +253,31 @@ class DiffusionPolicyModel(nn.Module):
     def step(self, sample: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.unet(sample, timestep, cond)
 
-    def loss(self, inputs: Mapping[str, torch.Tensor], actions: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDPM noise-prediction MSE on normalized ``actions (B, H, A)``."""
+    def loss(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+        keyframes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """DDPM noise-prediction MSE on normalized ``actions (B, H, A)``; with normalized
+        ``keyframes (B, A)`` plus ``keyframe_weight`` times the keyframe prediction MSE."""
         cond = self.encode(inputs, augment=self.training)["cond"]
+        denoising = self._denoising_loss(cond, actions, generator)
+        if keyframes is None:
+            return denoising
+        return denoising + self.config.keyframe_weight * self._keyframe_loss(cond, keyframes)
+
+    def keyframe_loss(self, inputs: Mapping[str, torch.Tensor], keyframes: torch.Tensor) -> torch.Tensor:
+        """MSE of the predicted next-keyframe action against normalized ``keyframes (B, A)``."""
+        return self._keyframe_loss(self.encode(inputs)["cond"], keyframes)
+
+    def _keyframe_loss(self, cond: torch.Tensor, keyframes: torch.Tensor) -> torch.Tensor:
+        if self.keyframe_head is None:
+            raise ValueError("this model has no keyframe head (keyframe_weight is 0)")
+        return F.mse_loss(self.keyframe_head(cond), keyframes)
+
+    def _denoising_loss(self, cond: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         b = actions.shape[0]
         t = self.training_timesteps(b, generator)
         noise = torch.randn(actions.shape, generator=generator).to(actions.device)

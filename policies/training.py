@@ -183,6 +183,26 @@ def model_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> 
     return inputs, actions
 
 
+def keyframe_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> torch.Tensor | None:
+    """The batch's normalized next-keyframe actions ``(B, A)``, when the sampler gave them."""
+    if "keyframe" not in raw:
+        return None
+    return torch.from_numpy(info.action_normalization.apply(raw["keyframe"])).to(device)
+
+
+def keyframe_gripper(info: RunInfo, data: TrainingData) -> tuple[int, float] | None:
+    """``(gripper_dim, threshold)`` for the keyframe loss, or None when the model has none: the
+    threshold is the middle of the gripper command's range in the dataset (open vs closed)."""
+    if float(info.model_config.get("keyframe_weight", 0.0)) <= 0:
+        return None
+    dim = int(info.model_config.get("keyframe_gripper_dim", -1))
+    gripper = np.concatenate([e.action[:, dim] for e in data.episodes])
+    low, high = float(gripper.min()), float(gripper.max())
+    if high - low < 1e-6:
+        raise RunError(f"keyframe loss: action dimension {dim} never changes in the dataset, so it is not a gripper command")
+    return dim, 0.5 * (low + high)
+
+
 def _lr_factor(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -199,19 +219,28 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 @torch.no_grad()
-def validation_loss(model: torch.nn.Module, sampler: WindowSampler, info: RunInfo, config: TrainConfig, device: torch.device) -> float:
-    """Mean loss over fixed validation samples with fixed noise (comparable across steps)."""
+def validation_losses(model: torch.nn.Module, sampler: WindowSampler, info: RunInfo, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Mean losses over fixed validation samples with fixed noise (comparable across steps):
+    ``val_loss`` is the policy's own loss alone (comparable with runs without auxiliary losses);
+    with keyframes also ``val_keyframe_mse``."""
     was_training = model.training
     model.eval()
     rows_rng = np.random.default_rng(12345)
     generator = torch.Generator().manual_seed(12345)
-    losses = []
+    losses, keyframe_losses = [], []
     for _ in range(config.val_batches):
         rows = rows_rng.integers(0, len(sampler), min(config.batch_size, len(sampler)))
-        inputs, actions = model_batch(sampler.batch(rows), info, device)
+        raw = sampler.batch(rows)
+        inputs, actions = model_batch(raw, info, device)
         losses.append(float(model.loss(inputs, actions, generator)))
+        keyframes = keyframe_batch(raw, info, device)
+        if keyframes is not None:
+            keyframe_losses.append(float(model.keyframe_loss(inputs, keyframes)))
     model.train(was_training)
-    return float(np.mean(losses))
+    out = {"val_loss": float(np.mean(losses))}
+    if keyframe_losses:
+        out["val_keyframe_mse"] = float(np.mean(keyframe_losses))
+    return out
 
 
 def plot_losses(run_dir: Path) -> Path:
@@ -312,8 +341,9 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
         info.save(run_dir)
     train_eps, val_eps = split_episodes(data.episodes, config.val_fraction, config.seed)
     obs_h, act_h = info.inputs.obs_horizon, info.inputs.action_horizon
-    train_sampler = WindowSampler(train_eps, obs_h, act_h)
-    val_sampler = WindowSampler(val_eps, obs_h, act_h) if val_eps else None
+    gripper = keyframe_gripper(info, data)
+    train_sampler = WindowSampler(train_eps, obs_h, act_h, gripper)
+    val_sampler = WindowSampler(val_eps, obs_h, act_h, gripper) if val_eps else None
 
     model = build_model(info).to(device)
     ema = copy.deepcopy(model).eval()
@@ -361,8 +391,10 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
     while step < end:
         t0 = time.perf_counter()
         rows = rng.integers(0, len(train_sampler), config.batch_size)
-        inputs, actions = model_batch(train_sampler.batch(rows), info, device)
-        loss = model.loss(inputs, actions)
+        raw = train_sampler.batch(rows)
+        inputs, actions = model_batch(raw, info, device)
+        keyframes = keyframe_batch(raw, info, device)
+        loss = model.loss(inputs, actions) if keyframes is None else model.loss(inputs, actions, keyframes=keyframes)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
@@ -380,8 +412,9 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
             _append_metrics(run_dir, {"step": step, "loss": last_loss, "lr": schedule.get_last_lr()[0], "time_s": round(train_time, 3)})
             bar.set_postfix(loss=f"{last_loss:.4f}", **({"val": f"{last_val:.4f}"} if last_val is not None else {}))
         if val_sampler is not None and (step % config.val_every == 0 or step == config.steps):
-            last_val = validation_loss(ema, val_sampler, info, config, device)
-            _append_metrics(run_dir, {"step": step, "val_loss": last_val})
+            val = validation_losses(ema, val_sampler, info, config, device)
+            last_val = val["val_loss"]
+            _append_metrics(run_dir, {"step": step, **val})
         if step % config.checkpoint_every == 0 or step == end:
             checkpoint()
             plot_losses(run_dir)

@@ -146,16 +146,44 @@ def load_training_data(
     )
 
 
-class WindowSampler:
-    """Samples of (observation window, action chunk) from a list of episodes."""
+def next_keyframe_actions(action: np.ndarray, gripper_dim: int, threshold: float) -> np.ndarray:
+    """Per frame ``t`` of one episode's ``(T, A)`` actions: the action at the next gripper event,
+    the first frame ``k >= t`` whose gripper command (``action[:, gripper_dim]``) is on the other
+    side of ``threshold`` than at ``k - 1``; after the last event, the episode's final action.
+    For a pick-and-place demo that is the grasp pose until the grasp, then the release pose:
+    a target that says where the arm is headed, readable only by locating the object."""
+    action = np.asarray(action)
+    if action.ndim != 2 or action.shape[0] == 0:
+        raise TrainingDataError(f"actions must be a non-empty (T, A) array, got shape {action.shape}")
+    if not -action.shape[1] <= gripper_dim < action.shape[1]:
+        raise TrainingDataError(f"gripper dimension {gripper_dim} is outside the action's {action.shape[1]} dimensions")
+    closed = action[:, gripper_dim] > threshold
+    events = np.flatnonzero(closed[1:] != closed[:-1]) + 1
+    # For each frame, the index of the first event at or after it (the last frame past the final one).
+    nxt = np.searchsorted(events, np.arange(len(action)), side="left")
+    keyframe = np.append(events, len(action) - 1)[nxt]
+    return action[keyframe]
 
-    def __init__(self, episodes: Sequence[EpisodeArrays], obs_horizon: int, action_horizon: int) -> None:
+
+class WindowSampler:
+    """Samples of (observation window, action chunk) from a list of episodes; with
+    ``keyframe_gripper`` (``(gripper_dim, threshold)``) also each sample's next-keyframe action
+    (:func:`next_keyframe_actions`, at the newest observation)."""
+
+    def __init__(
+        self,
+        episodes: Sequence[EpisodeArrays],
+        obs_horizon: int,
+        action_horizon: int,
+        keyframe_gripper: tuple[int, float] | None = None,
+    ) -> None:
         if not episodes:
             raise TrainingDataError("no episodes to sample from")
         self.episodes = list(episodes)
         self.obs_horizon = obs_horizon
         self.action_horizon = action_horizon
         self.index = np.array([(e, t) for e, ep in enumerate(self.episodes) for t in range(ep.length)], dtype=np.int64)
+        self.keyframes = None if keyframe_gripper is None else [next_keyframe_actions(ep.action, *keyframe_gripper) for ep in self.episodes]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -163,8 +191,10 @@ class WindowSampler:
     def batch(self, rows: np.ndarray) -> dict[str, Any]:
         """Raw arrays for the samples ``rows`` (indices into :attr:`index`): per camera
         ``(B, T, h, w, 3)`` uint8, ``state (B, T, D)``, ``action (B, H, A)``, ``instruction``
-        (list of str)."""
+        (list of str), and with keyframes ``keyframe (B, A)``."""
         out: dict[str, list[Any]] = {"state": [], "action": [], "instruction": []}
+        if self.keyframes is not None:
+            out["keyframe"] = []
         cams = list(self.episodes[0].images)
         for cam in cams:
             out[cam] = []
@@ -177,6 +207,8 @@ class WindowSampler:
             out["state"].append(ep.state[obs_idx])
             out["action"].append(ep.action[act_idx])
             out["instruction"].append(ep.task)
+            if self.keyframes is not None:
+                out["keyframe"].append(self.keyframes[e][t])
         return {k: (v if k == "instruction" else np.stack(v)) for k, v in out.items()}
 
 

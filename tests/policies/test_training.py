@@ -185,3 +185,66 @@ def test_vla_training_fits_a_small_dataset_and_the_exported_policy_reproduces_it
         errors.append(np.abs(chunk - b["action"][0]).mean())
         baseline.append(np.abs(mean_action - b["action"][0]).mean())
     assert np.mean(errors) < 0.5 * np.mean(baseline), (np.mean(errors), np.mean(baseline))
+
+
+def test_next_keyframe_actions_point_at_the_grasp_pose_then_the_release_pose():
+    from robostack.policies.training_data import next_keyframe_actions
+
+    # joint 0 ramps; gripper (dim 1) open 0.04 until frame 3, closed 0 until frame 7, open after
+    gripper = [0.04, 0.04, 0.04, 0.0, 0.0, 0.0, 0.0, 0.04, 0.04, 0.04]
+    actions = np.stack([np.arange(10, dtype=np.float32), np.asarray(gripper, np.float32)], axis=1)
+    keyframes = next_keyframe_actions(actions, gripper_dim=-1, threshold=0.02)
+    np.testing.assert_array_equal(keyframes[:, 0], [3, 3, 3, 3, 7, 7, 7, 7, 9, 9])  # grasp, release, end
+    np.testing.assert_array_equal(next_keyframe_actions(actions[:3], 1, 0.02)[:, 0], [2, 2, 2])  # no event: the end
+    with pytest.raises(ValueError, match="gripper dimension 2"):
+        next_keyframe_actions(actions, gripper_dim=2, threshold=0.02)
+
+
+def _keyframe_config(dataset: Path, out: Path, gripper_dim: int = 3) -> TrainConfig:
+    config = _config(dataset, out)
+    config.model_overrides = {"keyframe_weight": 1.0, "keyframe_gripper_dim": gripper_dim}
+    return config
+
+
+def test_keyframe_loss_trains_with_the_policy_logs_its_validation_error_and_stays_out_of_the_export(dataset, tmp_path):
+    from robostack.policies.export import export_run
+    from robostack.policies.package import load_package
+
+    train(_keyframe_config(dataset, tmp_path / "run"))
+    vals = [m for m in read_metrics(tmp_path / "run") if "val_loss" in m]
+    assert [m["step"] for m in vals] == [3, 6]
+    assert all(np.isfinite(m["val_keyframe_mse"]) and m["val_keyframe_mse"] > 0 for m in vals)
+    assert any(k.startswith("keyframe_head.") for k in load_checkpoint(tmp_path / "run")["ema"])
+    export_run(tmp_path / "run", tmp_path / "pkg")
+    package = load_package(tmp_path / "pkg")
+    assert package.spec.action_dim == 4
+
+
+def test_keyframe_loss_reaches_the_image_encoders():
+    from robostack.policies.diffusion_model import TINY_DIFFUSION, DiffusionConfig, DiffusionPolicyModel
+    from robostack.policies.model_inputs import ModelInputs
+
+    inputs = ModelInputs(cameras=("image/front",), image_size=(32, 32), state_dim=4, action_dim=4, obs_horizon=1, action_horizon=8)
+    config = DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "keyframe_weight": 1.0})
+    model = DiffusionPolicyModel(inputs, config)
+    model.keyframe_loss(inputs.example_inputs(batch=4), torch.zeros(4, 4)).backward()
+    encoder_grads = [p.grad for p in model.image_encoders.parameters() if p.grad is not None]
+    assert encoder_grads and max(float(g.abs().max()) for g in encoder_grads) > 0
+    assert all(p.grad is None for p in model.unet.parameters())  # the denoiser does not see it
+    with pytest.raises(ValueError, match="keyframe_gripper_dim 4"):
+        DiffusionPolicyModel(inputs, DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "keyframe_weight": 1.0, "keyframe_gripper_dim": 4}))
+
+
+def test_keyframe_threshold_is_the_middle_of_the_gripper_range_and_a_constant_dimension_is_refused():
+    from types import SimpleNamespace
+
+    from robostack.policies.training import keyframe_gripper
+
+    info = SimpleNamespace(model_config={"keyframe_weight": 1.0, "keyframe_gripper_dim": -1})
+    actions = np.array([[0.5, 0.0], [0.5, 0.04], [0.5, 0.01]], np.float32)
+    data = SimpleNamespace(episodes=[SimpleNamespace(action=actions)])
+    assert keyframe_gripper(info, data) == (-1, pytest.approx(0.02))
+    info.model_config["keyframe_gripper_dim"] = 0
+    with pytest.raises(RunError, match="dimension 0 never changes"):
+        keyframe_gripper(info, data)
+    assert keyframe_gripper(SimpleNamespace(model_config={}), data) is None
