@@ -39,6 +39,11 @@ class DiffusionConfig:
     inference_steps: int = 16
     clip_sample: float = 1.0
     image_shift: int = 4
+    shift_cameras: tuple[str, ...] | None = None
+    """The camera inputs (``image/wrist``) the random shift applies to; default all. A camera on
+    the wrist sees the fingers and the object move together under a shift, so the offset
+    between them, which the grasp needs, survives it; a fixed camera's shift moves the object
+    against the table and the labels."""
     instruction_dim: int = 16
     """Size of the pooled instruction embedding (used only when the inputs have an instruction)."""
     instruction_film: bool = True
@@ -190,6 +195,9 @@ class DiffusionPolicyModel(nn.Module):
         self.config = config
         # > 0 exactly when the instruction also modulates the image encoders
         self.film_dim = config.instruction_dim if inputs.has_text and config.instruction_film else 0
+        unknown = sorted(set(config.shift_cameras or ()) - set(inputs.cameras))
+        if unknown:
+            raise ValueError(f"shift_cameras {unknown} are not camera inputs of the model ({list(inputs.cameras)})")
         self.image_encoders = nn.ModuleDict(
             {
                 _module_name(c): ImageEncoder(config.image_channels, config.keypoints, config.image_feature_dim, self.film_dim, config.image_strides)
@@ -234,7 +242,7 @@ class DiffusionPolicyModel(nn.Module):
             images = inputs[cam]
             b, t, c, h, w = images.shape
             flat = images.reshape(b * t, c, h, w)
-            if augment:
+            if augment and (self.config.shift_cameras is None or cam in self.config.shift_cameras):
                 flat = random_shift(flat, self.config.image_shift)
             film = text[:, None, :].expand(b, t, self.film_dim).reshape(b * t, -1) if self.film_dim else None
             feats.append(self.image_encoders[_module_name(cam)](flat, film).reshape(b, t, -1))

@@ -220,21 +220,6 @@ def test_keyframe_loss_trains_with_the_policy_logs_its_validation_error_and_stay
     assert package.spec.action_dim == 4
 
 
-def test_keyframe_loss_reaches_the_image_encoders():
-    from robostack.policies.diffusion_model import TINY_DIFFUSION, DiffusionConfig, DiffusionPolicyModel
-    from robostack.policies.model_inputs import ModelInputs
-
-    inputs = ModelInputs(cameras=("image/front",), image_size=(32, 32), state_dim=4, action_dim=4, obs_horizon=1, action_horizon=8)
-    config = DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "keyframe_weight": 1.0})
-    model = DiffusionPolicyModel(inputs, config)
-    model.keyframe_loss(inputs.example_inputs(batch=4), torch.zeros(4, 4)).backward()
-    encoder_grads = [p.grad for p in model.image_encoders.parameters() if p.grad is not None]
-    assert encoder_grads and max(float(g.abs().max()) for g in encoder_grads) > 0
-    assert all(p.grad is None for p in model.unet.parameters())  # the denoiser does not see it
-    with pytest.raises(ValueError, match="keyframe_gripper_dim 4"):
-        DiffusionPolicyModel(inputs, DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "keyframe_weight": 1.0, "keyframe_gripper_dim": 4}))
-
-
 def test_keyframe_threshold_is_the_middle_of_the_gripper_range_and_a_constant_dimension_is_refused():
     from types import SimpleNamespace
 
