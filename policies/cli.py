@@ -65,6 +65,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stream-chunks", type=int, default=None, metavar="H",
                    help="streaming: chunks of the rolling buffer (default 4; divides the action horizon and the steps)")
     p.add_argument("--max-episodes", type=int, default=None)
+    p.add_argument("--layout-views", default=None, metavar="FILE",
+                   help="diffusion: also train the encoders to locate the objects of these rendered layouts (.npz)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -105,6 +107,7 @@ def _run_train(args: argparse.Namespace) -> int:
             instruction=True if args.instruction else None,
             model_overrides=_stream_overrides(args),
             max_episodes=args.max_episodes,
+            layout_views=args.layout_views,
             device=args.device,
             threads=args.threads,
             seed=args.seed,

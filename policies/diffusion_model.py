@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robostack.policies import sampling
-from robostack.policies.layers import ImageEncoder, random_shift, sinusoidal_embedding, group_count
+from robostack.policies.layers import ImageEncoder, group_count, mlp_head, random_shift, sinusoidal_embedding
 from robostack.policies.model_inputs import ModelInputs
 from robostack.policies.streaming import StreamingSchedule
 
@@ -57,7 +57,12 @@ class DiffusionConfig:
     prediction head is not exported."""
     keyframe_gripper_dim: int = -1
     """The action dimension that commands the gripper (used by the keyframe loss)."""
-    keyframe_hidden: int = 128
+    aux_hidden: int = 128
+    """Hidden width of the auxiliary heads (keyframe, layout)."""
+    layout_targets: int = 0
+    """Size of the object-pose targets of rendered layout views (:mod:`..layout_views`), set by
+    training when it is given a views file: a head predicts them from the observation features
+    (training only, not exported). 0: no head."""
     streaming: bool = False
     """Streaming diffusion (SDP): a noise level per action of the chunk (the step graph's
     ``timestep`` is ``(B, H)``), trained on SDP's chunk-wise noise pattern."""
@@ -226,9 +231,10 @@ class DiffusionPolicyModel(nn.Module):
         if config.keyframe_weight > 0:
             if not -inputs.action_dim <= config.keyframe_gripper_dim < inputs.action_dim:
                 raise ValueError(f"keyframe_gripper_dim {config.keyframe_gripper_dim} is outside the {inputs.action_dim} action dimensions")
-            self.keyframe_head = nn.Sequential(
-                nn.Linear(self.cond_dim, config.keyframe_hidden), nn.Mish(), nn.Linear(config.keyframe_hidden, inputs.action_dim)
-            )
+            self.keyframe_head = mlp_head(self.cond_dim, config.aux_hidden, inputs.action_dim)
+        if config.layout_targets < 0:
+            raise ValueError(f"layout_targets must be >= 0, got {config.layout_targets}")
+        self.layout_head = mlp_head(self.cond_dim, config.aux_hidden, config.layout_targets) if config.layout_targets else None
 
     @property
     def embedding_dim(self) -> int:
@@ -284,6 +290,13 @@ class DiffusionPolicyModel(nn.Module):
         if self.keyframe_head is None:
             raise ValueError("this model has no keyframe head (keyframe_weight is 0)")
         return F.mse_loss(self.keyframe_head(cond), keyframes)
+
+    def layout_loss(self, inputs: Mapping[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        """MSE of the predicted object poses of rendered layout views against ``targets (B, K)``
+        (augmented like the demos' images while training)."""
+        if self.layout_head is None:
+            raise ValueError("this model has no layout head (layout_targets is 0)")
+        return F.mse_loss(self.layout_head(self.encode(inputs, augment=self.training)["cond"]), targets)
 
     def _denoising_loss(self, cond: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         b = actions.shape[0]

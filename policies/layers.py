@@ -124,6 +124,11 @@ class ImageEncoder(nn.Module):
         return self.out(self.pool(x))
 
 
+def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """A one-hidden-layer MLP (auxiliary prediction heads on a policy's features)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.Mish(), nn.Linear(hidden, out_dim))
+
+
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Training augmentation: shift each ``(N, C, H, W)`` image by up to ``pad`` pixels
     (edge-replicated), one shift per image."""

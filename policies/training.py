@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from robostack.policies.layout_views import LayoutViews
 from robostack.policies.model_inputs import ModelInputs
 from robostack.policies.normalization import default_image_normalization
 from robostack.policies.run_store import (
@@ -81,6 +82,13 @@ class TrainConfig:
     """Condition on the episode's task string. Default: yes for vla, no for diffusion (a diffusion
     policy needs it when the dataset's tasks differ only in words, e.g. which cube to move)."""
     max_episodes: int | None = None
+    layout_views: str | None = None
+    """A views file (:mod:`robostack.policies.layout_views`, e.g. from ``sim.layout_rendering``):
+    each step also trains the diffusion policy's encoders to predict the object poses of
+    ``layout_batch`` rendered layouts, ``layout_weight`` times that MSE added to the loss; the
+    last 10 % of the views are held out (``val_layout_mse``)."""
+    layout_batch: int = 32
+    layout_weight: float = 1.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -93,6 +101,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.layout_views is not None and self.policy != "diffusion":
+            raise ValueError("layout_views trains the diffusion policy's encoders; the vla policy has no layout head")
+        if self.layout_batch < 1 or not self.layout_weight > 0:
+            raise ValueError(f"layout_batch must be >= 1 and layout_weight > 0, got {self.layout_batch}, {self.layout_weight}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self.image_size = tuple(self.image_size)  # type: ignore[assignment]
@@ -141,7 +153,7 @@ def model_config_for(policy: str, size: str) -> dict[str, Any]:
     return (TINY_VLA if size == "tiny" else VlaConfig()).to_dict()
 
 
-def make_run_info(config: TrainConfig, data: TrainingData) -> RunInfo:
+def make_run_info(config: TrainConfig, data: TrainingData, layout_targets: int = 0) -> RunInfo:
     tokenizer = WordTokenizer.build(data.tasks, config.text_length) if config.instruction else None
     state_dim = data.episodes[0].state.shape[1]
     action_dim = data.episodes[0].action.shape[1]
@@ -158,7 +170,11 @@ def make_run_info(config: TrainConfig, data: TrainingData) -> RunInfo:
     return RunInfo(
         kind=config.policy,
         inputs=inputs,
-        model_config={**model_config_for(config.policy, config.model_size), **(config.model_overrides or {})},
+        model_config={
+            **model_config_for(config.policy, config.model_size),
+            **(config.model_overrides or {}),
+            **({"layout_targets": layout_targets} if layout_targets else {}),
+        },
         fps=data.fps,
         state_normalization=data.normalization(STATE_KEY),
         action_normalization=data.normalization(ACTION_KEY),
@@ -172,6 +188,12 @@ def make_run_info(config: TrainConfig, data: TrainingData) -> RunInfo:
 
 def model_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Normalize a raw sample batch with the run's normalization into model tensors."""
+    actions = torch.from_numpy(info.action_normalization.apply(raw["action"])).to(device)
+    return observation_batch(raw, info, device), actions
+
+
+def observation_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> dict[str, torch.Tensor]:
+    """The model inputs of a raw batch (images, state, instruction), normalized."""
     inputs: dict[str, torch.Tensor] = {}
     for cam in info.inputs.cameras:
         inputs[cam] = torch.from_numpy(info.image_normalization.apply(raw[cam])).to(device)
@@ -179,8 +201,17 @@ def model_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> 
     if info.inputs.has_text:
         assert info.tokenizer is not None
         inputs["instruction"] = torch.tensor(info.tokenizer.encode_batch(raw["instruction"]), dtype=torch.int64, device=device)
-    actions = torch.from_numpy(info.action_normalization.apply(raw["action"])).to(device)
-    return inputs, actions
+    return inputs
+
+
+def load_layout_views(config: TrainConfig, cameras: tuple[str, ...]) -> tuple[LayoutViews, LayoutViews | None]:
+    """The training and held-out views of ``config.layout_views``, at the model's image size."""
+    views = LayoutViews.load(config.layout_views, tuple(config.image_size))  # type: ignore[arg-type]
+    missing = sorted(set(cameras) - set(views.cameras))
+    if missing:
+        raise RunError(f"{config.layout_views}: the views have no {missing}; the policy's cameras are {list(cameras)}")
+    views.images = {cam: views.images[cam] for cam in cameras}
+    return views.split(0.1)
 
 
 def keyframe_batch(raw: Mapping[str, Any], info: RunInfo, device: torch.device) -> torch.Tensor | None:
@@ -219,15 +250,22 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 @torch.no_grad()
-def validation_losses(model: torch.nn.Module, sampler: WindowSampler, info: RunInfo, config: TrainConfig, device: torch.device) -> dict[str, float]:
+def validation_losses(
+    model: torch.nn.Module,
+    sampler: WindowSampler,
+    info: RunInfo,
+    config: TrainConfig,
+    device: torch.device,
+    views: LayoutViews | None = None,
+) -> dict[str, float]:
     """Mean losses over fixed validation samples with fixed noise (comparable across steps):
     ``val_loss`` is the policy's own loss alone (comparable with runs without auxiliary losses);
-    with keyframes also ``val_keyframe_mse``."""
+    with keyframes also ``val_keyframe_mse``, with held-out layout ``views`` ``val_layout_mse``."""
     was_training = model.training
     model.eval()
     rows_rng = np.random.default_rng(12345)
     generator = torch.Generator().manual_seed(12345)
-    losses, keyframe_losses = [], []
+    losses, keyframe_losses, layout_losses = [], [], []
     for _ in range(config.val_batches):
         rows = rows_rng.integers(0, len(sampler), min(config.batch_size, len(sampler)))
         raw = sampler.batch(rows)
@@ -236,10 +274,17 @@ def validation_losses(model: torch.nn.Module, sampler: WindowSampler, info: RunI
         keyframes = keyframe_batch(raw, info, device)
         if keyframes is not None:
             keyframe_losses.append(float(model.keyframe_loss(inputs, keyframes)))
+    if views is not None:
+        for start in range(0, min(len(views), config.val_batches * config.batch_size), config.batch_size):
+            raw = views.batch(np.arange(start, min(start + config.batch_size, len(views))), info.inputs.obs_horizon)
+            targets = torch.from_numpy(raw["targets"]).to(device)
+            layout_losses.append(float(model.layout_loss(observation_batch(raw, info, device), targets)))
     model.train(was_training)
     out = {"val_loss": float(np.mean(losses))}
     if keyframe_losses:
         out["val_keyframe_mse"] = float(np.mean(keyframe_losses))
+    if layout_losses:
+        out["val_layout_mse"] = float(np.mean(layout_losses))
     return out
 
 
@@ -333,11 +378,14 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
     bar_load = tqdm(desc="loading episodes", unit="ep", disable=not config.progress, leave=False)
     data = load_training_data(config.dataset, config.image_size, config.cameras, config.max_episodes, progress=bar_load.update)
     bar_load.close()
+    views, views_val = load_layout_views(config, data.cameras) if config.layout_views else (None, None)
     if resume:
         if tuple(info.inputs.cameras) != data.cameras:
             raise RunError(f"{run_dir} was trained on cameras {list(info.inputs.cameras)}, the dataset gives {list(data.cameras)}")
+        if views is not None and info.model_config.get("layout_targets") != views.targets.shape[1]:
+            raise RunError(f"{run_dir} was trained without these layout views (layout_targets {info.model_config.get('layout_targets', 0)})")
     else:
-        info = make_run_info(config, data)
+        info = make_run_info(config, data, layout_targets=0 if views is None else views.targets.shape[1])
         info.save(run_dir)
     train_eps, val_eps = split_episodes(data.episodes, config.val_fraction, config.seed)
     obs_h, act_h = info.inputs.obs_horizon, info.inputs.action_horizon
@@ -395,6 +443,10 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
         inputs, actions = model_batch(raw, info, device)
         keyframes = keyframe_batch(raw, info, device)
         loss = model.loss(inputs, actions) if keyframes is None else model.loss(inputs, actions, keyframes=keyframes)
+        if views is not None:
+            view_raw = views.batch(rng.integers(0, len(views), config.layout_batch), obs_h)
+            targets = torch.from_numpy(view_raw["targets"]).to(device)
+            loss = loss + config.layout_weight * model.layout_loss(observation_batch(view_raw, info, device), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
@@ -412,7 +464,7 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
             _append_metrics(run_dir, {"step": step, "loss": last_loss, "lr": schedule.get_last_lr()[0], "time_s": round(train_time, 3)})
             bar.set_postfix(loss=f"{last_loss:.4f}", **({"val": f"{last_val:.4f}"} if last_val is not None else {}))
         if val_sampler is not None and (step % config.val_every == 0 or step == config.steps):
-            val = validation_losses(ema, val_sampler, info, config, device)
+            val = validation_losses(ema, val_sampler, info, config, device, views_val)
             last_val = val["val_loss"]
             _append_metrics(run_dir, {"step": step, **val})
         if step % config.checkpoint_every == 0 or step == end:

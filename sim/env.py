@@ -136,6 +136,18 @@ class TwinEnv:
             raise ValueError(f"joint targets must be finite, got {targets}")
         self.data.ctrl[self._actuator_ids] = np.clip(targets, self._ctrl_range[:, 0], self._ctrl_range[:, 1])
 
+    def set_joint_positions(self, positions: np.ndarray) -> None:
+        """Put the arm (joints + gripper) at ``positions`` kinematically, without physics: for
+        rendering a pose, not for running an episode (no time passes, the targets are unchanged)."""
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.shape != (len(self._joint_qpos),):
+            raise ValueError(f"joint positions must have shape ({len(self._joint_qpos)},), got {positions.shape}")
+        if not np.all(np.isfinite(positions)):
+            raise ValueError(f"joint positions must be finite, got {positions}")
+        self.data.qpos[self._joint_qpos] = positions
+        self._sync_coupled_joints()
+        mujoco.mj_forward(self.model, self.data)
+
     def step(self, n_steps: int = 1) -> None:
         """Advance physics by ``n_steps`` timesteps."""
         if n_steps < 0:

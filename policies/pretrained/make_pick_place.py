@@ -3,7 +3,8 @@
 ::
 
     python -m robostack.policies.pretrained.make_pick_place --out DIR [--policy diffusion|vla]
-        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP] [--package-dir DIR/pick_place_<policy>]
+        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP] [--layout-views N]
+        [--package-dir DIR/pick_place_<policy>]
         [--eval-episodes 100] [--workers 2] [--threads 2]
 
 Four stages, each kept in ``DIR`` so an interrupted run picks up where it stopped:
@@ -51,6 +52,8 @@ POLICY_KINDS = ("diffusion", "vla")
 OBS_HORIZON = 1
 """One observation per sample: half the encoder work of two, so twice the epochs in the same
 CPU time (the scripted expert's phase is readable from one frame and the gripper state)."""
+LAYOUT_SEED_START = 100_000
+"""Rendered layout views use seeds from here: apart from the demos' and the evaluation's."""
 NOISE_SEED_OFFSET = 1_000_003
 """The execution noise of demo seed ``s`` is drawn from seed ``s + NOISE_SEED_OFFSET``."""
 EXECUTE_STEPS = 8
@@ -75,6 +78,10 @@ class RecipeConfig:
     steps: int = 8000
     stop_at: int | None = None
     """End training at this step (a time-boxed run); the LR schedule still spans ``steps``."""
+    layout_views: int = 0
+    """Diffusion only: render this many extra twin layouts (seeds from :data:`LAYOUT_SEED_START`,
+    the arm at poses drawn from the demos) whose object poses the encoders also learn to
+    predict (:mod:`robostack.sim.layout_rendering`); 0: none."""
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 300
@@ -98,6 +105,8 @@ class RecipeConfig:
             raise ValueError(f"stop_at must be between 1 and steps ({self.steps}), got {self.stop_at}")
         if not self.demo_noise_rad >= 0:
             raise ValueError(f"demo_noise_rad must be >= 0, got {self.demo_noise_rad}")
+        if self.layout_views < 0 or (self.layout_views and self.policy != "diffusion"):
+            raise ValueError(f"layout_views must be >= 0 and only for the diffusion policy, got {self.layout_views} for {self.policy}")
         if self.demos >= EVAL_SEED_START:
             raise ValueError(f"demos must stay below the held-out evaluation seeds ({EVAL_SEED_START}), got {self.demos}")
 
@@ -108,6 +117,10 @@ class RecipeConfig:
     @property
     def noise(self) -> ExecutionNoise | None:
         return None if self.demo_noise_rad == 0 else ExecutionNoise(std_rad=self.demo_noise_rad)
+
+    @property
+    def layout_views_path(self) -> Path | None:
+        return self.out / f"layout_views_{self.layout_views}.npz" if self.layout_views else None
 
     @property
     def run_dir(self) -> Path:
@@ -224,6 +237,24 @@ def ensure_demos(config: RecipeConfig) -> dict[str, Any]:
     return {"recorded_now": True, "frames": recorded.frames, **seeds, "record_wall_s": round(time.perf_counter() - start, 1)}
 
 
+def ensure_layout_views(config: RecipeConfig) -> Path | None:
+    """Render the layout views unless the file is there already; the arm poses come from the
+    demos' joint states (every 5th frame)."""
+    path = config.layout_views_path
+    if path is None or path.is_file():
+        return path
+    from robostack.dataset.reader import DatasetReader
+    from robostack.sim.layout_rendering import render_layout_views
+    from tqdm import tqdm
+
+    reader = DatasetReader(config.dataset_dir)
+    states = np.concatenate([np.asarray(reader.load_episode(i).columns["observation.state"])[::5] for i in range(reader.num_episodes)])
+    seeds = range(LAYOUT_SEED_START, LAYOUT_SEED_START + config.layout_views)
+    with tqdm(total=config.layout_views, desc="layout views", unit="view", disable=not config.progress) as bar:
+        views = render_layout_views(TASK, seeds, states, CAMERAS, RECORD_SIZE, seed=0, progress=bar.update)
+    return views.save(path)
+
+
 def train_policy(config: RecipeConfig):
     """Train (or resume) the policy run in ``DIR/run_<policy>``."""
     from robostack.policies.run_store import CHECKPOINT
@@ -245,6 +276,7 @@ def train_policy(config: RecipeConfig):
         val_every=max(1, min(500, config.steps)),
         checkpoint_every=max(1, min(500, config.steps)),
         threads=config.threads,
+        layout_views=None if config.layout_views_path is None else str(config.layout_views_path),
         progress=config.progress,
     )
     resume = (config.run_dir / CHECKPOINT).is_file()
@@ -289,6 +321,7 @@ def make(config: RecipeConfig) -> dict[str, Any]:
     from robostack.policies.run_store import RunInfo
 
     demos = ensure_demos(config)
+    ensure_layout_views(config)
     result = train_policy(config)
     export_run(config.run_dir, config.package_dir)
     report = evaluate_package(config)
@@ -319,6 +352,7 @@ def make(config: RecipeConfig) -> dict[str, Any]:
         "model_overrides": MODEL_OVERRIDES[config.policy],
         "obs_horizon": config.obs_horizon,
         "execute_steps": config.execute_steps,
+        "layout_views": config.layout_views,
         "steps": result.step,
         # the LR schedule's length; larger than ``steps`` when a run was stopped and not resumed to the end
         "schedule_steps": RunInfo.load(config.run_dir).train_config["steps"],
@@ -348,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         "--stop-at", type=int, default=None, metavar="STEP",
         help="end training at STEP with the schedule still spanning --steps (a time-boxed run; rerun to finish it)",
     )
+    parser.add_argument(
+        "--layout-views", type=int, default=0, metavar="N",
+        help="diffusion: also train the encoders to locate the objects of N rendered twin layouts (default 0: none)",
+    )
     parser.add_argument("--batch-size", type=int, default=RecipeConfig.batch_size)
     parser.add_argument("--eval-episodes", type=int, default=RecipeConfig.eval_episodes, help=f"held-out seeds from {EVAL_SEED_START}")
     parser.add_argument("--workers", type=int, default=RecipeConfig.workers, help="evaluation worker processes")
@@ -363,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             demo_noise_rad=args.demo_noise,
             steps=args.steps,
             stop_at=args.stop_at,
+            layout_views=args.layout_views,
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,
             workers=args.workers,

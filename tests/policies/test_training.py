@@ -233,3 +233,33 @@ def test_keyframe_threshold_is_the_middle_of_the_gripper_range_and_a_constant_di
     with pytest.raises(RunError, match="dimension 0 never changes"):
         keyframe_gripper(info, data)
     assert keyframe_gripper(SimpleNamespace(model_config={}), data) is None
+
+
+def test_layout_views_train_a_layout_head_with_a_held_out_error_and_stay_out_of_the_export(dataset, tmp_path):
+    from test_layout_views import make_views
+
+    from robostack.policies.export import export_run
+    from robostack.policies.package import load_package
+
+    make_views(n=20).save(tmp_path / "views.npz")
+    config = _config(dataset, tmp_path / "run")
+    config.layout_views = str(tmp_path / "views.npz")
+    train(config)
+    vals = [m for m in read_metrics(tmp_path / "run") if "val_loss" in m]
+    assert all(np.isfinite(m["val_layout_mse"]) and m["val_layout_mse"] > 0 for m in vals)
+    assert RunInfo.load(tmp_path / "run").model_config["layout_targets"] == 3
+    assert any(k.startswith("layout_head.") for k in load_checkpoint(tmp_path / "run")["ema"])
+    export_run(tmp_path / "run", tmp_path / "pkg")
+    assert load_package(tmp_path / "pkg").spec.action_dim == 4
+
+
+def test_layout_views_without_the_policy_cameras_are_refused(dataset, tmp_path):
+    from test_layout_views import make_views
+
+    make_views(camera="image/wrist").save(tmp_path / "views.npz")
+    config = _config(dataset, tmp_path / "run")
+    config.layout_views = str(tmp_path / "views.npz")
+    with pytest.raises(RunError, match=r"the views have no \['image/front'\]"):
+        train(config)
+    with pytest.raises(ValueError, match="vla policy has no layout head"):
+        TrainConfig(dataset=str(dataset), out=str(tmp_path / "v"), policy="vla", layout_views=str(tmp_path / "views.npz"))

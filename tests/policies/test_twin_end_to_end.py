@@ -77,3 +77,31 @@ def test_noisy_demos_label_the_clean_expert_targets_while_the_arm_runs_off_them(
 
     clean_gap, noisy_gap = gap(a), gap(b)
     assert noisy_gap > 2 * clean_gap
+
+
+@pytest.mark.slow
+def test_recipe_renders_layout_views_once_with_arm_poses_from_its_demos(tmp_path):
+    from robostack.dataset.reader import DatasetReader
+    from robostack.policies.layout_views import LayoutViews
+    from robostack.policies.pretrained.make_pick_place import (
+        CAMERAS,
+        RECORD_SIZE,
+        RecipeConfig,
+        ensure_layout_views,
+    )
+
+    config = RecipeConfig(out=tmp_path, package_dir=tmp_path / "pkg", demos=2, layout_views=4, demo_noise_rad=0.0)
+    record_expert_demos(config.dataset_dir, 2)
+    path = ensure_layout_views(config)
+    assert path == tmp_path / "layout_views_4.npz"
+    views = LayoutViews.load(path)
+    assert len(views) == 4 and views.cameras == tuple(f"image/{c}" for c in CAMERAS)
+    assert views.images["image/front"].shape[1:3] == RECORD_SIZE
+    reader = DatasetReader(config.dataset_dir)
+    demo_states = np.concatenate([np.asarray(reader.load_episode(i).columns["observation.state"]) for i in range(2)])
+    for state in views.state:  # every view's arm pose is one the demos passed through
+        assert np.abs(demo_states - state).max(axis=1).min() < 1e-4
+    mtime = path.stat().st_mtime_ns
+    assert ensure_layout_views(config) == path and path.stat().st_mtime_ns == mtime  # not rendered again
+    with pytest.raises(ValueError, match="only for the diffusion policy"):
+        RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", policy="vla", layout_views=4)

@@ -115,3 +115,19 @@ def test_realtime_stepper_drops_time_it_cannot_catch_up():
     stepper.sync()
     assert env.time_ns == 100_000_000
     assert stepper.stats.dropped_s == pytest.approx(1.9)
+
+
+def test_set_joint_positions_poses_the_arm_without_time_passing_and_names_a_bad_vector():
+    from robostack.sim.env import TwinConfig, TwinEnv
+
+    env = TwinEnv(TwinConfig(task="pick_place"))
+    env.reset(3)
+    pose = env.arm.home_array() + 0.2
+    env.set_joint_positions(pose)
+    np.testing.assert_allclose(env.joint_state().position, pose)
+    assert env.time_ns == 0
+    with pytest.raises(ValueError, match=r"shape \(8,\)"):
+        env.set_joint_positions(np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        env.set_joint_positions(np.full(8, np.nan))
+    env.close()
