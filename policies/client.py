@@ -139,7 +139,7 @@ class ServedPolicy:
                 meta["session"] = self.session
             if self._restart_stream:
                 meta["reset"], self._restart_stream = True, False
-        request_id = self._client.send(messages.make(proto.ACT, arrays, stamp_ns=stamp_ns, meta=meta))
+        request_id = self._send(messages.make(proto.ACT, arrays, stamp_ns=stamp_ns, meta=meta))
         self._sent_ns[request_id] = time.perf_counter_ns()
         return request_id
 
@@ -165,6 +165,12 @@ class ServedPolicy:
         self.close()
 
     # -- plumbing ------------------------------------------------------------------------------
+    def _send(self, msg: messages.Message) -> int:
+        try:
+            return self._client.send(msg)
+        except TimeoutError as exc:
+            raise ServedPolicyError("timeout", str(exc)) from None
+
     def _wait(self, request_id: int, timeout_s: float) -> messages.Message:
         try:
             return self._client.wait_for(request_id, timeout_s)
@@ -174,7 +180,7 @@ class ServedPolicy:
             raise ServedPolicyError("timeout", f"no reply from the policy server at {self.endpoint} within {timeout_s:g} s") from None
 
     def _call(self, msg: messages.Message, timeout_s: float | None = None) -> messages.Message:
-        return self._wait(self._client.send(msg), self.timeout_s if timeout_s is None else timeout_s)
+        return self._wait(self._send(msg), self.timeout_s if timeout_s is None else timeout_s)
 
 
 def _spec_json(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -618,6 +618,10 @@ class Reply:
         return ServiceError(str(self.message.meta.get("error")), str(self.message.meta.get("detail")))
 
 
+SEND_TIMEOUT_MS = 1000
+"""How long a service client's send may wait for a connected server."""
+
+
 class ServiceClient:
     """Request/reply client (ZMQ DEALER): several requests may be in flight at once."""
 
@@ -629,16 +633,23 @@ class ServiceClient:
         self.socket = _context().socket(zmq.DEALER)
         _tune(self.socket)
         _apply_curve(self.socket, curve, server=False)
+        # A DEALER with no connected peer blocks in send (e.g. after the server refused our CURVE
+        # key and the connection was torn down): bound it, so a client never hangs there.
+        self.socket.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
         self.socket.connect(endpoint)
         self.endpoint = endpoint
 
     def send(self, msg: Message) -> int:
-        """Send a request; returns its id."""
+        """Send a request; returns its id. ``TimeoutError`` when it cannot even be queued
+        (no server connected: down, or it refused this client's key)."""
         request_id = self._next_id
         self._next_id += 1
         msg.src = msg.src or self.src
         frames = messages.encode(msg)
-        _send_frames(self.socket, [b"", _REQ_ID.pack(request_id), *frames])
+        try:
+            _send_frames(self.socket, [b"", _REQ_ID.pack(request_id), *frames])
+        except zmq.Again:
+            raise TimeoutError(f"could not send request {request_id} to {self.endpoint} within {SEND_TIMEOUT_MS} ms: no server connected") from None
         return request_id
 
     def _recv_one(self, timeout_ms: int) -> Reply | None:
