@@ -4,6 +4,7 @@ exact resume, export of the run, and the train/export/policy inspect commands.""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -201,9 +202,8 @@ def test_next_keyframe_actions_point_at_the_grasp_pose_then_the_release_pose():
 
 
 def _keyframe_config(dataset: Path, out: Path, gripper_dim: int = 3) -> TrainConfig:
-    config = _config(dataset, out)
-    config.model_overrides = {"keyframe_weight": 1.0, "keyframe_gripper_dim": gripper_dim}
-    return config
+    # replace() runs TrainConfig's checks on the overrides, as the CLI and the recipe do
+    return dataclasses.replace(_config(dataset, out), model_overrides={"keyframe_weight": 1.0, "keyframe_gripper_dim": gripper_dim})
 
 
 def test_keyframe_loss_trains_with_the_policy_logs_its_validation_error_and_stays_out_of_the_export(dataset, tmp_path):
@@ -242,8 +242,7 @@ def test_layout_views_train_a_layout_head_with_a_held_out_error_and_stay_out_of_
     from robostack.policies.package import load_package
 
     make_views(n=20).save(tmp_path / "views.npz")
-    config = _config(dataset, tmp_path / "run")
-    config.layout_views = str(tmp_path / "views.npz")
+    config = dataclasses.replace(_config(dataset, tmp_path / "run"), layout_views=str(tmp_path / "views.npz"))
     train(config)
     vals = [m for m in read_metrics(tmp_path / "run") if "val_loss" in m]
     assert all(np.isfinite(m["val_layout_mse"]) and m["val_layout_mse"] > 0 for m in vals)
@@ -257,8 +256,7 @@ def test_layout_views_without_the_policy_cameras_are_refused(dataset, tmp_path):
     from test_layout_views import make_views
 
     make_views(camera="image/wrist").save(tmp_path / "views.npz")
-    config = _config(dataset, tmp_path / "run")
-    config.layout_views = str(tmp_path / "views.npz")
+    config = dataclasses.replace(_config(dataset, tmp_path / "run"), layout_views=str(tmp_path / "views.npz"))
     with pytest.raises(RunError, match=r"the views have no \['image/front'\]"):
         train(config)
     with pytest.raises(ValueError, match="vla policy has no layout head"):
