@@ -67,6 +67,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-episodes", type=int, default=None)
     p.add_argument("--layout-views", default=None, metavar="FILE",
                    help="diffusion: also train the encoders to locate the objects of these rendered layouts (.npz)")
+    p.add_argument("--layout-condition", action="store_true",
+                   help="with --layout-views: the denoiser sees the object poses the encoders locate, not their features")
     p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -105,7 +107,7 @@ def _run_train(args: argparse.Namespace) -> int:
             ema_decay=args.ema_decay,
             model_size=args.model_size,
             instruction=True if args.instruction else None,
-            model_overrides=_stream_overrides(args),
+            model_overrides=_model_overrides(args),
             max_episodes=args.max_episodes,
             layout_views=args.layout_views,
             device=args.device,
@@ -136,13 +138,21 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stream_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
-    """Model fields for ``--streaming`` / ``--stream-chunks`` (None: the model's own)."""
+def _model_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Model fields for ``--streaming`` / ``--stream-chunks`` / ``--layout-condition`` (None: the
+    model's own)."""
     if args.stream_chunks is not None and not args.streaming:
         raise ValueError("--stream-chunks needs --streaming")
-    if not args.streaming:
-        return None
-    return {"streaming": True, **({"stream_chunks": args.stream_chunks} if args.stream_chunks is not None else {})}
+    if args.layout_condition and not args.layout_views:
+        raise ValueError("--layout-condition needs --layout-views")
+    overrides: dict[str, Any] = {}
+    if args.streaming:
+        overrides["streaming"] = True
+        if args.stream_chunks is not None:
+            overrides["stream_chunks"] = args.stream_chunks
+    if args.layout_condition:
+        overrides["layout_condition"] = True
+    return overrides or None
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:

@@ -63,6 +63,13 @@ class DiffusionConfig:
     """Size of the object-pose targets of rendered layout views (:mod:`..layout_views`), set by
     training when it is given a views file: a head predicts them from the observation features
     (training only, not exported). 0: no head."""
+    layout_condition: bool = False
+    """With layout views: the head predicts the object poses from each observation frame (its
+    cameras' features and arm state), and the denoiser is conditioned on those poses and the
+    state instead of on the image features. The poses reach the denoiser detached, so only the
+    views train the encoders: the denoiser can only use what locates the objects on any layout,
+    not what tells ~200 training layouts apart (``docs/policies.md``). The head is then part of
+    the exported encoder."""
     streaming: bool = False
     """Streaming diffusion (SDP): a noise level per action of the chunk (the step graph's
     ``timestep`` is ``(B, H)``), trained on SDP's chunk-wise noise pattern."""
@@ -209,7 +216,11 @@ class DiffusionPolicyModel(nn.Module):
                 for c in inputs.cameras
             }
         )
-        self.cond_dim = inputs.obs_horizon * (len(inputs.cameras) * config.image_feature_dim + inputs.state_dim)
+        self.frame_dim = len(inputs.cameras) * config.image_feature_dim + inputs.state_dim
+        if config.layout_condition and config.layout_targets < 1:
+            raise ValueError("layout_condition needs layout_targets > 0 (train with layout views)")
+        per_frame = config.layout_targets + inputs.state_dim if config.layout_condition else self.frame_dim
+        self.cond_dim = inputs.obs_horizon * per_frame
         if inputs.has_text:
             # A bag of words is enough to tell tasks apart (which cube to move); the VLA policy is
             # the one that reads instructions as sequences.
@@ -234,15 +245,29 @@ class DiffusionPolicyModel(nn.Module):
             self.keyframe_head = mlp_head(self.cond_dim, config.aux_hidden, inputs.action_dim)
         if config.layout_targets < 0:
             raise ValueError(f"layout_targets must be >= 0, got {config.layout_targets}")
-        self.layout_head = mlp_head(self.cond_dim, config.aux_hidden, config.layout_targets) if config.layout_targets else None
+        self.layout_head = None
+        if config.layout_targets:
+            layout_in = self.frame_dim if config.layout_condition else self.cond_dim
+            self.layout_head = mlp_head(layout_in, config.aux_hidden, config.layout_targets)
 
     @property
     def embedding_dim(self) -> int:
         return self.cond_dim
 
     def encode(self, inputs: Mapping[str, torch.Tensor], augment: bool = False) -> dict[str, torch.Tensor]:
+        frames, text = self._frame_features(inputs, augment)
+        if self.config.layout_condition:
+            assert self.layout_head is not None
+            frames = torch.cat([self.layout_head(frames).detach(), inputs["state"]], dim=-1)
+        cond = frames.reshape(frames.shape[0], -1)
+        if text is not None:
+            cond = torch.cat([cond, text], dim=-1)
+        return {"cond": cond}
+
+    def _frame_features(self, inputs: Mapping[str, torch.Tensor], augment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per observation frame, the cameras' features and the state ``(B, T, frame_dim)``, and
+        the instruction features ``(B, instruction_dim)`` (None without an instruction)."""
         feats = []
-        batch = inputs["state"].shape[0]
         text = self.instruction_features(inputs["instruction"]) if self.inputs.has_text else None
         for cam in self.inputs.cameras:
             images = inputs[cam]
@@ -253,10 +278,7 @@ class DiffusionPolicyModel(nn.Module):
             film = text[:, None, :].expand(b, t, self.film_dim).reshape(b * t, -1) if self.film_dim else None
             feats.append(self.image_encoders[_module_name(cam)](flat, film).reshape(b, t, -1))
         feats.append(inputs["state"])
-        cond = torch.cat(feats, dim=-1).reshape(batch, -1)
-        if text is not None:
-            cond = torch.cat([cond, text], dim=-1)
-        return {"cond": cond}
+        return torch.cat(feats, dim=-1), text
 
     def instruction_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean word embedding of the non-padding tokens ``(B, L)`` -> ``(B, instruction_dim)``."""
@@ -296,6 +318,9 @@ class DiffusionPolicyModel(nn.Module):
         (augmented like the demos' images while training)."""
         if self.layout_head is None:
             raise ValueError("this model has no layout head (layout_targets is 0)")
+        if self.config.layout_condition:  # every frame of a still view shows the same layout
+            frames, _ = self._frame_features(inputs, augment=self.training)
+            return F.mse_loss(self.layout_head(frames), targets[:, None, :].expand(-1, frames.shape[1], -1))
         return F.mse_loss(self.layout_head(self.encode(inputs, augment=self.training)["cond"]), targets)
 
     def _denoising_loss(self, cond: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -123,6 +123,8 @@ class TrainConfig:
             if unknown:
                 raise ValueError(f"model_overrides: unknown {self.policy} model field(s) {unknown}; known: {sorted(known)}")
             model = {**model_config_for(self.policy, self.model_size), **self.model_overrides}
+            if model.get("layout_condition") and self.layout_views is None:
+                raise ValueError("layout_condition conditions the policy on object poses learnt from layout views: give layout_views")
             if model.get("streaming"):  # refuse a bad chunking before the dataset loads
                 from robostack.policies.streaming import StreamingSchedule
 

@@ -3,7 +3,7 @@
 ::
 
     python -m robostack.policies.pretrained.make_pick_place --out DIR [--policy diffusion|vla]
-        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP] [--layout-views N]
+        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP] [--layout-views N [--layout-condition]]
         [--package-dir DIR/pick_place_<policy>]
         [--eval-episodes 100] [--workers 2] [--threads 2]
 
@@ -82,6 +82,9 @@ class RecipeConfig:
     """Diffusion only: render this many extra twin layouts (seeds from :data:`LAYOUT_SEED_START`,
     the arm at poses drawn from the demos) whose object poses the encoders also learn to
     predict (:mod:`robostack.sim.layout_rendering`); 0: none."""
+    layout_condition: bool = False
+    """With ``layout_views``: the denoiser is conditioned on the object poses the encoders locate
+    (``DiffusionConfig.layout_condition``) instead of on their features."""
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 300
@@ -107,6 +110,8 @@ class RecipeConfig:
             raise ValueError(f"demo_noise_rad must be >= 0, got {self.demo_noise_rad}")
         if self.layout_views < 0 or (self.layout_views and self.policy != "diffusion"):
             raise ValueError(f"layout_views must be >= 0 and only for the diffusion policy, got {self.layout_views} for {self.policy}")
+        if self.layout_condition and not self.layout_views:
+            raise ValueError("layout_condition needs layout_views > 0: the poses it conditions on are learnt from them")
         if self.demos >= EVAL_SEED_START:
             raise ValueError(f"demos must stay below the held-out evaluation seeds ({EVAL_SEED_START}), got {self.demos}")
 
@@ -121,6 +126,10 @@ class RecipeConfig:
     @property
     def layout_views_path(self) -> Path | None:
         return self.out / f"layout_views_{self.layout_views}.npz" if self.layout_views else None
+
+    @property
+    def model_overrides(self) -> dict[str, Any]:
+        return {**MODEL_OVERRIDES[self.policy], **({"layout_condition": True} if self.layout_condition else {})}
 
     @property
     def run_dir(self) -> Path:
@@ -271,7 +280,7 @@ def train_policy(config: RecipeConfig):
         image_size=MODEL_IMAGE_SIZE,
         cameras=CAMERAS,
         obs_horizon=config.obs_horizon,
-        model_overrides=MODEL_OVERRIDES[config.policy],
+        model_overrides=config.model_overrides,
         instruction=True,
         val_every=max(1, min(500, config.steps)),
         checkpoint_every=max(1, min(500, config.steps)),
@@ -349,7 +358,7 @@ def make(config: RecipeConfig) -> dict[str, Any]:
         "expert": "robostack.sim.experts.ScriptedExpert",
         "record_size": list(RECORD_SIZE),
         "model_image_size": list(MODEL_IMAGE_SIZE),
-        "model_overrides": MODEL_OVERRIDES[config.policy],
+        "model_overrides": config.model_overrides,
         "obs_horizon": config.obs_horizon,
         "execute_steps": config.execute_steps,
         "layout_views": config.layout_views,
@@ -386,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         "--layout-views", type=int, default=0, metavar="N",
         help="diffusion: also train the encoders to locate the objects of N rendered twin layouts (default 0: none)",
     )
+    parser.add_argument(
+        "--layout-condition", action="store_true",
+        help="with --layout-views: condition the denoiser on the object poses the encoders locate, not on their features",
+    )
     parser.add_argument("--batch-size", type=int, default=RecipeConfig.batch_size)
     parser.add_argument("--eval-episodes", type=int, default=RecipeConfig.eval_episodes, help=f"held-out seeds from {EVAL_SEED_START}")
     parser.add_argument("--workers", type=int, default=RecipeConfig.workers, help="evaluation worker processes")
@@ -402,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             stop_at=args.stop_at,
             layout_views=args.layout_views,
+            layout_condition=args.layout_condition,
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,
             workers=args.workers,

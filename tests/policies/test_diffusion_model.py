@@ -1,4 +1,4 @@
-"""The diffusion model's training-only parts: the keyframe head and per-camera shift augmentation."""
+"""The diffusion model's auxiliary parts: the keyframe and layout heads, layout conditioning, and per-camera shift augmentation."""
 
 from __future__ import annotations
 
@@ -48,3 +48,56 @@ def test_shift_cameras_limits_the_random_shift_to_the_named_cameras():
     assert not torch.allclose(*_features_twice(everywhere, "image/front"))
     with pytest.raises(ValueError, match=r"shift_cameras \['image/side'\]"):
         _model(shift_cameras=["image/side"])
+
+
+def test_layout_condition_feeds_the_denoiser_only_predicted_object_poses_and_state():
+    model = _model(layout_targets=6, layout_condition=True)
+    inputs = TWO_CAMERAS.example_inputs(batch=4)
+    cond = model.encode(inputs)["cond"]
+    assert cond.shape == (4, TWO_CAMERAS.obs_horizon * (6 + TWO_CAMERAS.state_dim))
+    # the state passes through unchanged after the predicted poses
+    torch.testing.assert_close(cond[:, 6:], inputs["state"].reshape(4, -1))
+    # the images change the condition only through the head's poses
+    other = dict(inputs, **{"image/front": torch.rand_like(inputs["image/front"])})
+    changed = model.encode(other)["cond"]
+    assert not torch.allclose(changed[:, :6], cond[:, :6])
+    torch.testing.assert_close(changed[:, 6:], cond[:, 6:])
+
+
+def test_layout_condition_trains_the_encoders_only_through_the_layout_views():
+    model = _model(layout_targets=6, layout_condition=True)
+    inputs = TWO_CAMERAS.example_inputs(batch=4)
+    model.loss(inputs, torch.zeros(4, TWO_CAMERAS.action_horizon, 4)).backward()
+    assert all(p.grad is None or float(p.grad.abs().max()) == 0 for p in model.image_encoders.parameters())
+    assert all(p.grad is None for p in model.layout_head.parameters())
+    assert any(p.grad is not None for p in model.unet.parameters())
+    model.zero_grad()
+    model.layout_loss(inputs, torch.zeros(4, 6)).backward()
+    assert max(float(p.grad.abs().max()) for p in model.image_encoders.parameters() if p.grad is not None) > 0
+    with pytest.raises(ValueError, match="layout_condition needs layout_targets"):
+        _model(layout_condition=True)
+
+
+def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_path):
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from policy_packages import random_observation, tiny_diffusion_package
+
+    from robostack.policies.onnx_policy import OnnxPolicy
+    from robostack.policies.preprocessing import encoder_feed
+
+    config = DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "layout_targets": 6, "layout_condition": True})
+    model, package = tiny_diffusion_package(tmp_path / "pkg", seed=4, config=config)
+    rng = np.random.default_rng(4)
+    history = [random_observation(rng) for _ in range(package.spec.observation_horizon)]
+    feed = encoder_feed(package.spec, package.tokenizer, history)
+    noise = rng.standard_normal((2, package.spec.action_horizon, package.spec.action_dim)).astype(np.float32)
+    onnx_chunks = OnnxPolicy(package).sample_actions(feed, 2, noise)
+    torch_chunks = package.spec.action_normalization.invert(
+        model.sample({k: torch.from_numpy(v) for k, v in feed.items()}, torch.from_numpy(noise)).numpy()
+    )
+    assert np.abs(onnx_chunks - torch_chunks).max() <= 1e-4

@@ -160,6 +160,12 @@ def test_train_command_reports_an_unknown_camera(dataset, tmp_path, capsys):
     assert "no camera 'wrist'; the dataset has ['front']" in capsys.readouterr().err
 
 
+def test_train_command_refuses_layout_condition_without_layout_views(dataset, tmp_path, capsys):
+    code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--layout-condition", "--no-progress"])
+    assert code == 2
+    assert "--layout-condition needs --layout-views" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_vla_training_fits_a_small_dataset_and_the_exported_policy_reproduces_its_actions(tmp_path):
     """Learning for real: after a short run the exported package's chunks are far closer to the
@@ -250,6 +256,26 @@ def test_layout_views_train_a_layout_head_with_a_held_out_error_and_stay_out_of_
     assert any(k.startswith("layout_head.") for k in load_checkpoint(tmp_path / "run")["ema"])
     export_run(tmp_path / "run", tmp_path / "pkg")
     assert load_package(tmp_path / "pkg").spec.action_dim == 4
+
+
+def test_a_layout_conditioned_policy_trains_and_exports_with_object_poses_as_its_condition(dataset, tmp_path):
+    from test_layout_views import make_views
+
+    from robostack.policies.export import export_run
+    from robostack.policies.package import load_package
+
+    make_views(n=20).save(tmp_path / "views.npz")
+    config = dataclasses.replace(
+        _config(dataset, tmp_path / "run"), layout_views=str(tmp_path / "views.npz"), model_overrides={"layout_condition": True}
+    )
+    train(config)
+    assert RunInfo.load(tmp_path / "run").model_config["layout_condition"] is True
+    spec = export_run(tmp_path / "run", tmp_path / "pkg").spec
+    # the condition is, per observation frame, the 3 predicted pose values and the 4-d state
+    assert spec.embedding_dim == spec.observation_horizon * (3 + 4)
+    assert load_package(tmp_path / "pkg").spec.embedding_dim == spec.embedding_dim
+    with pytest.raises(ValueError, match="layout_condition .* give layout_views"):
+        dataclasses.replace(_config(dataset, tmp_path / "r2"), model_overrides={"layout_condition": True})
 
 
 def test_layout_views_without_the_policy_cameras_are_refused(dataset, tmp_path):

@@ -105,3 +105,6 @@ def test_recipe_renders_layout_views_once_with_arm_poses_from_its_demos(tmp_path
     assert ensure_layout_views(config) == path and path.stat().st_mtime_ns == mtime  # not rendered again
     with pytest.raises(ValueError, match="only for the diffusion policy"):
         RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", policy="vla", layout_views=4)
+    with pytest.raises(ValueError, match="layout_condition needs layout_views"):
+        RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_condition=True)
+    assert RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_views=4, layout_condition=True).model_overrides["layout_condition"]
