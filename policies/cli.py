@@ -67,6 +67,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-episodes", type=int, default=None)
     p.add_argument("--layout-views", default=None, metavar="FILE",
                    help="diffusion: also train the encoders to locate the objects of these rendered layouts (.npz)")
+    p.add_argument("--layout-targets", default=None, metavar="PATTERNS",
+                   help="with --layout-views: comma-separated target names or patterns to learn (e.g. '*.x,*.y'; default all)")
     p.add_argument("--layout-condition", action="store_true",
                    help="with --layout-views: the denoiser sees the object poses the encoders locate, not their features")
     p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
@@ -110,6 +112,7 @@ def _run_train(args: argparse.Namespace) -> int:
             model_overrides=_model_overrides(args),
             max_episodes=args.max_episodes,
             layout_views=args.layout_views,
+            layout_target_names=_patterns(args.layout_targets),
             device=args.device,
             threads=args.threads,
             seed=args.seed,
@@ -136,6 +139,10 @@ def _run_train(args: argparse.Namespace) -> int:
             f"{summary['seconds_per_step']} s/step; run in {result.run_dir} (loss plot {summary['loss_plot']})"
         )
     return 0
+
+
+def _patterns(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, Any] | None:

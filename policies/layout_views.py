@@ -13,6 +13,7 @@ float32 (the arm pose each view was rendered at), ``instruction`` ``(N,)`` str, 
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,16 @@ class LayoutViews:
             return self, None
         cut = len(self) - n_out
         return self._rows(slice(0, cut)), self._rows(slice(cut, None))
+
+    def select_targets(self, patterns: tuple[str, ...]) -> "LayoutViews":
+        """The views with only the targets whose names match one of ``patterns`` (shell-style,
+        e.g. ``*.x``), in the file's order; raises :class:`LayoutViewsError` when a pattern
+        matches none."""
+        keep = [i for i, name in enumerate(self.target_names) if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+        unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in self.target_names)]
+        if unmatched:
+            raise LayoutViewsError(f"target pattern(s) {unmatched} match none of {list(self.target_names)}")
+        return LayoutViews(self.images, self.state, self.instructions, self.targets[:, keep], tuple(self.target_names[i] for i in keep))
 
     def _rows(self, rows: Any) -> "LayoutViews":
         return LayoutViews(

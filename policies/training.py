@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from robostack.policies.layout_views import LayoutViews
+from robostack.policies.layout_views import LayoutViews, LayoutViewsError
 from robostack.policies.model_inputs import ModelInputs
 from robostack.policies.normalization import default_image_normalization
 from robostack.policies.run_store import (
@@ -89,6 +89,10 @@ class TrainConfig:
     last 10 % of the views are held out (``val_layout_mse``)."""
     layout_batch: int = 32
     layout_weight: float = 1.0
+    layout_target_names: tuple[str, ...] | None = None
+    """The views' targets to learn, as shell-style patterns (``("*.x", "*.y")``); default all. A
+    target the cameras cannot resolve (a small cube's yaw at 48×64) is noise the head learns per
+    layout, and, with ``layout_condition``, a way for the denoiser to tell layouts apart again."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -103,6 +107,10 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.layout_views is not None and self.policy != "diffusion":
             raise ValueError("layout_views trains the diffusion policy's encoders; the vla policy has no layout head")
+        if self.layout_target_names is not None:
+            self.layout_target_names = tuple(self.layout_target_names)
+            if not self.layout_target_names or self.layout_views is None:
+                raise ValueError(f"layout_target_names selects targets of layout_views: give both (got {self.layout_target_names!r}, {self.layout_views!r})")
         if self.layout_batch < 1 or not self.layout_weight > 0:
             raise ValueError(f"layout_batch must be >= 1 and layout_weight > 0, got {self.layout_batch}, {self.layout_weight}")
         if not 0 <= self.ema_decay < 1:
@@ -213,6 +221,11 @@ def load_layout_views(config: TrainConfig, cameras: tuple[str, ...]) -> tuple[La
     if missing:
         raise RunError(f"{config.layout_views}: the views have no {missing}; the policy's cameras are {list(cameras)}")
     views.images = {cam: views.images[cam] for cam in cameras}
+    if config.layout_target_names is not None:
+        try:
+            views = views.select_targets(config.layout_target_names)
+        except LayoutViewsError as exc:
+            raise RunError(f"{config.layout_views}: {exc}") from None
     return views.split(0.1)
 
 

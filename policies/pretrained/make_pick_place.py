@@ -3,7 +3,8 @@
 ::
 
     python -m robostack.policies.pretrained.make_pick_place --out DIR [--policy diffusion|vla]
-        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP] [--layout-views N [--layout-condition]]
+        [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP]
+        [--layout-views N [--layout-targets PATTERNS] [--layout-condition]]
         [--package-dir DIR/pick_place_<policy>]
         [--eval-episodes 100] [--workers 2] [--threads 2]
 
@@ -82,6 +83,8 @@ class RecipeConfig:
     """Diffusion only: render this many extra twin layouts (seeds from :data:`LAYOUT_SEED_START`,
     the arm at poses drawn from the demos) whose object poses the encoders also learn to
     predict (:mod:`robostack.sim.layout_rendering`); 0: none."""
+    layout_target_names: tuple[str, ...] | None = None
+    """With ``layout_views``: the targets to learn (shell patterns, e.g. ``("*.x", "*.y")``); default all."""
     layout_condition: bool = False
     """With ``layout_views``: the denoiser is conditioned on the object poses the encoders locate
     (``DiffusionConfig.layout_condition``) instead of on their features."""
@@ -110,6 +113,8 @@ class RecipeConfig:
             raise ValueError(f"demo_noise_rad must be >= 0, got {self.demo_noise_rad}")
         if self.layout_views < 0 or (self.layout_views and self.policy != "diffusion"):
             raise ValueError(f"layout_views must be >= 0 and only for the diffusion policy, got {self.layout_views} for {self.policy}")
+        if self.layout_target_names is not None and not self.layout_views:
+            raise ValueError("layout_target_names selects targets of the layout views: give layout_views > 0")
         if self.layout_condition and not self.layout_views:
             raise ValueError("layout_condition needs layout_views > 0: the poses it conditions on are learnt from them")
         if self.demos >= EVAL_SEED_START:
@@ -286,6 +291,7 @@ def train_policy(config: RecipeConfig):
         checkpoint_every=max(1, min(500, config.steps)),
         threads=config.threads,
         layout_views=None if config.layout_views_path is None else str(config.layout_views_path),
+        layout_target_names=config.layout_target_names,
         progress=config.progress,
     )
     resume = (config.run_dir / CHECKPOINT).is_file()
@@ -362,6 +368,7 @@ def make(config: RecipeConfig) -> dict[str, Any]:
         "obs_horizon": config.obs_horizon,
         "execute_steps": config.execute_steps,
         "layout_views": config.layout_views,
+        **({"layout_target_names": list(config.layout_target_names)} if config.layout_target_names else {}),
         "steps": result.step,
         # the LR schedule's length; larger than ``steps`` when a run was stopped and not resumed to the end
         "schedule_steps": RunInfo.load(config.run_dir).train_config["steps"],
@@ -396,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         help="diffusion: also train the encoders to locate the objects of N rendered twin layouts (default 0: none)",
     )
     parser.add_argument(
+        "--layout-targets", default=None, metavar="PATTERNS",
+        help="with --layout-views: comma-separated target names or patterns to learn (e.g. '*.x,*.y'; default all)",
+    )
+    parser.add_argument(
         "--layout-condition", action="store_true",
         help="with --layout-views: condition the denoiser on the object poses the encoders locate, not on their features",
     )
@@ -416,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_at=args.stop_at,
             layout_views=args.layout_views,
             layout_condition=args.layout_condition,
+            layout_target_names=None if args.layout_targets is None else tuple(p.strip() for p in args.layout_targets.split(",") if p.strip()),
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,
             workers=args.workers,

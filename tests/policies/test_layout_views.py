@@ -59,3 +59,12 @@ def test_bad_views_are_named(tmp_path):
         LayoutViews.load(tmp_path / "partial.npz")
     with pytest.raises(LayoutViewsError, match="no views file"):
         LayoutViews.load(tmp_path / "absent.npz")
+
+
+def test_select_targets_keeps_the_matching_targets_in_file_order_and_names_a_pattern_that_matches_none():
+    views = make_views()
+    picked = views.select_targets(("bin.*", "*.x"))
+    assert picked.target_names == ("cube.x", "bin.x")
+    np.testing.assert_array_equal(picked.targets, views.targets[:, [0, 2]])
+    with pytest.raises(LayoutViewsError, match=r"\['\*\.yaw'\] match none"):
+        views.select_targets(("*.x", "*.yaw"))

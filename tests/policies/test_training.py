@@ -160,10 +160,13 @@ def test_train_command_reports_an_unknown_camera(dataset, tmp_path, capsys):
     assert "no camera 'wrist'; the dataset has ['front']" in capsys.readouterr().err
 
 
-def test_train_command_refuses_layout_condition_without_layout_views(dataset, tmp_path, capsys):
+def test_train_command_refuses_layout_options_without_layout_views(dataset, tmp_path, capsys):
     code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--layout-condition", "--no-progress"])
     assert code == 2
     assert "--layout-condition needs --layout-views" in capsys.readouterr().err
+    code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--layout-targets", "*.x", "--no-progress"])
+    assert code == 2
+    assert "layout_target_names selects targets of layout_views" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -276,6 +279,22 @@ def test_a_layout_conditioned_policy_trains_and_exports_with_object_poses_as_its
     assert load_package(tmp_path / "pkg").spec.embedding_dim == spec.embedding_dim
     with pytest.raises(ValueError, match="layout_condition .* give layout_views"):
         dataclasses.replace(_config(dataset, tmp_path / "r2"), model_overrides={"layout_condition": True})
+
+
+def test_layout_target_names_train_only_the_selected_targets(dataset, tmp_path):
+    from test_layout_views import make_views
+
+    make_views(n=20).save(tmp_path / "views.npz")
+    config = dataclasses.replace(
+        _config(dataset, tmp_path / "run"), layout_views=str(tmp_path / "views.npz"), layout_target_names=("*.x",),
+        model_overrides={"layout_condition": True},
+    )
+    train(config)
+    assert RunInfo.load(tmp_path / "run").model_config["layout_targets"] == 2  # cube.x and bin.x of 3
+    with pytest.raises(RunError, match="match none"):
+        train(dataclasses.replace(config, out=str(tmp_path / "r2"), layout_target_names=("*.z",)))
+    with pytest.raises(ValueError, match="layout_target_names selects targets of layout_views"):
+        dataclasses.replace(_config(dataset, tmp_path / "r3"), layout_target_names=("*.x",))
 
 
 def test_layout_views_without_the_policy_cameras_are_refused(dataset, tmp_path):
