@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the package's)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads on the server")
     parser.add_argument("--no-spin", action="store_true", help="onnxruntime threads sleep between calls")
+    parser.add_argument("--no-inline", action="store_true", help="the server hands a lone client's requests to its compute thread too")
     parser.add_argument("--batch-window-ms", type=float, default=2.0)
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--json", action="store_true")
@@ -111,6 +112,8 @@ def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, A
         cmd += ["--threads", str(args.threads)]
     if args.no_spin:
         cmd.append("--no-spin")
+    if args.no_inline:
+        cmd.append("--no-inline")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:

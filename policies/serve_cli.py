@@ -29,6 +29,8 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-window-ms", type=float, default=2.0, help="how long a request may wait for concurrent ones")
     p.add_argument("--max-batch", type=int, default=32, help="samples per ONNX call")
     p.add_argument("--max-obs-age-ms", type=float, default=None, help="refuse older observations (same-host clocks)")
+    p.add_argument("--no-inline", action="store_true",
+                   help="hand every request to the compute thread, also a lone client's (the baseline of bench serve)")
 
 
 def server_config(args: argparse.Namespace, bind: str | None = None):
@@ -52,6 +54,7 @@ def server_config(args: argparse.Namespace, bind: str | None = None):
         max_batch=args.max_batch,
         max_obs_age_ms=args.max_obs_age_ms,
         curve=curve,
+        inline_lone_requests=not args.no_inline,
     )
 
 

@@ -8,7 +8,8 @@ clients are active than the batch holds — validates each against the package's
 and samples the whole batch with one encoder call and one step call per denoising step. A
 ``load`` request builds and warms the new package on a loader thread, then queues a swap: requests
 queued before it finish on the old package, those after it run on the new one; no connection is
-touched.
+touched. A lone client's request (nothing queued or running, no other active client) runs on the
+I/O thread itself, which saves the two thread hand-offs (``ServerConfig.inline_lone_requests``).
 
 Errors are replies (``!error`` with ``error``/``detail``), never a crash of the server.
 """
@@ -59,6 +60,10 @@ class ServerConfig:
     max_queue: int = 1024
     seed: int | None = None
     curve: CurveConfig | None = None
+    inline_lone_requests: bool = True
+    """Run an act request on the I/O thread itself when it is the only work and its client the
+    only active one: no hand-off to the compute thread and back (two thread wake-ups, a large
+    part of the server's overhead). Stats and pings then wait for that one request."""
 
 
 @dataclass
@@ -78,6 +83,7 @@ class _Stats:
         self.batches = 0
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         self.multi_request_batches = 0
+        self.inline_batches = 0  # lone requests run on the I/O thread
         self.swaps = 0
         self.stream_calls: collections.Counter[str] = collections.Counter()  # by how the buffer went on
         self.windows = {k: Window(4000) for k in ("queue_ms", "encode_ms", "sample_ms", "total_ms")}
@@ -93,6 +99,7 @@ class _Stats:
             "errors": dict(self.errors),
             "batches": self.batches,
             "multi_request_batches": self.multi_request_batches,
+            "inline_batches": self.inline_batches,
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
             "swaps": self.swaps,
             "stream_calls": dict(self.stream_calls),
@@ -125,6 +132,8 @@ class PolicyServer:
         self._clients: dict[bytes, int] = {}
         self._active_clients = 0
         self._loading = threading.Lock()
+        self._computing = threading.Lock()  # held while a batch runs or a swap is applied, on either thread
+        self._io_thread_id: int | None = None
         self._failure_scorers: weakref.WeakKeyDictionary[ServingEngine, Any] = weakref.WeakKeyDictionary()
         self._streams = StreamSessions()  # streaming packages: a rolling buffer per (client, session)
         self.failure: BaseException | None = None
@@ -221,9 +230,11 @@ class PolicyServer:
 
     def _post(self, request: Request, reply: Message | tuple[str, str]) -> None:
         self._outbox.append((request, reply))
-        self._wake()
+        if threading.get_ident() != self._io_thread_id:  # the I/O thread flushes its own replies
+            self._wake()
 
     def _io_loop(self) -> None:
+        self._io_thread_id = threading.get_ident()
         poller = zmq.Poller()
         poller.register(self._service.socket, zmq.POLLIN)
         poller.register(self._wake_pull, zmq.POLLIN)
@@ -257,6 +268,8 @@ class PolicyServer:
                 self._stats.errors["overloaded"] += 1
                 self._service.reply_error(request, "overloaded", f"{len(self._work)} requests already queued (max_queue {self.config.max_queue})")
                 return
+            if self._run_inline(request):
+                return
             with self._work_ready:
                 self._work.append(request)
                 self._work_ready.notify()
@@ -269,6 +282,20 @@ class PolicyServer:
         else:
             self._stats.errors["unknown_topic"] += 1
             self._service.reply_error(request, "unknown_topic", f"topic {topic!r}; this server answers {[proto.ACT, proto.INFO, proto.STATS, proto.LOAD, '!ping']}")
+
+    def _run_inline(self, request: Request) -> bool:
+        """Run a lone client's request here on the I/O thread; False when it must be queued
+        (other work waiting or running, or other clients that may batch with it)."""
+        if not self.config.inline_lone_requests or self._work or self._active_clients > 1:
+            return False
+        if not self._computing.acquire(blocking=False):
+            return False
+        try:
+            self._stats.inline_batches += 1
+            self._run_batch([request])
+        finally:
+            self._computing.release()
+        return True
 
     def _note_client(self, request: Request) -> None:
         t = request.received_ns
@@ -310,13 +337,15 @@ class PolicyServer:
     def _compute_loop(self) -> None:
         while not self._stop.is_set():
             batch, swap = self._next_batch()
-            if batch:
-                self._run_batch(batch)
+            with self._computing:
+                if batch:
+                    self._run_batch(batch)
+                if swap is not None:
+                    self._streams.clear()  # buffers of the old package mean nothing to the new one
+                    self.engine = swap.engine
+                    self._stats.swaps += 1
+                    self._loading.release()
             if swap is not None:
-                self._streams.clear()  # buffers of the old package mean nothing to the new one
-                self.engine = swap.engine
-                self._stats.swaps += 1
-                self._loading.release()
                 self._post(swap.request, messages.make(proto.LOAD, meta={"loaded": swap.engine.describe()}))
 
     def _next_batch(self) -> tuple[list[Request], _Swap | None]:

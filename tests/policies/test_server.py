@@ -123,6 +123,21 @@ def test_many_clients_get_their_own_chunks_and_requests_are_batched(server, fore
         c.close()
 
 
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_lone_clients_requests_run_on_the_io_thread_only_when_inline_is_on_with_the_same_chunks(foreign, inline):
+    local = OnnxPolicy(foreign)
+    obs = _obs(np.random.default_rng(7))
+    config = ServerConfig(str(foreign), bind="tcp://127.0.0.1:*", inline_lone_requests=inline)
+    with PolicyServer(config) as srv:
+        client = ServiceClient(srv.endpoint)
+        for k in range(4):
+            np.testing.assert_allclose(_act(client, obs, seed=k)["actions"], _expected(local, [obs] * 2, k)[0], atol=1e-5)
+        stats = srv.stats()
+        assert stats["act_requests"] == stats["batches"] == 4
+        assert stats["inline_batches"] == (4 if inline else 0)
+        client.close()
+
+
 def test_replies_come_back_out_of_order_and_are_matched_by_request_id(foreign):
     with PolicyServer(ServerConfig(str(foreign), bind="tcp://127.0.0.1:*", batch_window_ms=500)) as srv:
         rng = np.random.default_rng(3)
