@@ -295,6 +295,7 @@ class PolicyServer:
             self._run_batch([request])
         finally:
             self._computing.release()
+        self._flush_outbox()  # before the next request received with it runs
         return True
 
     def _note_client(self, request: Request) -> None:
