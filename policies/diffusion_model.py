@@ -70,6 +70,11 @@ class DiffusionConfig:
     views train the encoders: the denoiser can only use what locates the objects on any layout,
     not what tells ~200 training layouts apart (``docs/policies.md``). The head is then part of
     the exported encoder."""
+    condition_mlp: int = 0
+    """Width of an MLP (two Mish layers) the observation condition passes through before the
+    UNet; 0: none. The UNet's FiLM maps are linear in the condition, so it cannot form products
+    of its parts, such as picking the named object's pose out of several by the instruction (a
+    layout-conditioned policy's condition is just poses, state and instruction)."""
     streaming: bool = False
     """Streaming diffusion (SDP): a noise level per action of the chunk (the step graph's
     ``timestep`` is ``(B, H)``), trained on SDP's chunk-wise noise pattern."""
@@ -226,6 +231,13 @@ class DiffusionPolicyModel(nn.Module):
             # the one that reads instructions as sequences.
             self.word_embed = nn.Embedding(inputs.vocab_size, config.instruction_dim)
             self.cond_dim += config.instruction_dim
+        if config.condition_mlp < 0:
+            raise ValueError(f"condition_mlp must be >= 0, got {config.condition_mlp}")
+        self.condition_mlp = None
+        if config.condition_mlp:
+            w = config.condition_mlp
+            self.condition_mlp = nn.Sequential(nn.Linear(self.cond_dim, w), nn.Mish(), nn.Linear(w, w), nn.Mish())
+            self.cond_dim = w
         self.stream_schedule = None
         if config.streaming:
             if not 0 <= config.stream_constant_fraction <= 1:
@@ -262,6 +274,8 @@ class DiffusionPolicyModel(nn.Module):
         cond = frames.reshape(frames.shape[0], -1)
         if text is not None:
             cond = torch.cat([cond, text], dim=-1)
+        if self.condition_mlp is not None:
+            cond = self.condition_mlp(cond)
         return {"cond": cond}
 
     def _frame_features(self, inputs: Mapping[str, torch.Tensor], augment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -78,7 +78,8 @@ def test_layout_condition_trains_the_encoders_only_through_the_layout_views():
         _model(layout_condition=True)
 
 
-def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_path):
+@pytest.mark.parametrize("condition_mlp", [0, 32])
+def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_path, condition_mlp):
     import sys
     from pathlib import Path
 
@@ -90,8 +91,9 @@ def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_
     from robostack.policies.onnx_policy import OnnxPolicy
     from robostack.policies.preprocessing import encoder_feed
 
-    config = DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "layout_targets": 6, "layout_condition": True})
+    config = DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "layout_targets": 6, "layout_condition": True, "condition_mlp": condition_mlp})
     model, package = tiny_diffusion_package(tmp_path / "pkg", seed=4, config=config)
+    assert package.spec.embedding_dim == (condition_mlp or package.spec.observation_horizon * (6 + 8))
     rng = np.random.default_rng(4)
     history = [random_observation(rng) for _ in range(package.spec.observation_horizon)]
     feed = encoder_feed(package.spec, package.tokenizer, history)
