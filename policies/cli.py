@@ -80,6 +80,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from robostack.policies.layout_views import parse_target_patterns
+
     try:
         from robostack.policies.training import TrainConfig, train
     except ModuleNotFoundError as exc:
@@ -112,7 +114,7 @@ def _run_train(args: argparse.Namespace) -> int:
             model_overrides=_model_overrides(args),
             max_episodes=args.max_episodes,
             layout_views=args.layout_views,
-            layout_target_names=_patterns(args.layout_targets),
+            layout_target_names=None if args.layout_targets is None else parse_target_patterns(args.layout_targets),
             device=args.device,
             threads=args.threads,
             seed=args.seed,
@@ -139,10 +141,6 @@ def _run_train(args: argparse.Namespace) -> int:
             f"{summary['seconds_per_step']} s/step; run in {result.run_dir} (loss plot {summary['loss_plot']})"
         )
     return 0
-
-
-def _patterns(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, Any] | None:

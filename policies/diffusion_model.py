@@ -62,7 +62,7 @@ class DiffusionConfig:
     layout_targets: int = 0
     """Size of the object-pose targets of rendered layout views (:mod:`..layout_views`), set by
     training when it is given a views file: a head predicts them from the observation features
-    (training only, not exported). 0: no head."""
+    (training only, not exported, unless ``layout_condition``). 0: no head."""
     layout_condition: bool = False
     """With layout views: the head predicts the object poses from each observation frame (its
     cameras' features and arm state), and the denoiser is conditioned on those poses and the

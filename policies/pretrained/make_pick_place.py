@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from robostack.policies.layout_views import parse_target_patterns
 from robostack.sim.demo_noise import ExecutionNoise
 
 TASK = "pick_place"
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_at=args.stop_at,
             layout_views=args.layout_views,
             layout_condition=args.layout_condition,
-            layout_target_names=None if args.layout_targets is None else tuple(p.strip() for p in args.layout_targets.split(",") if p.strip()),
+            layout_target_names=None if args.layout_targets is None else parse_target_patterns(args.layout_targets),
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,
             workers=args.workers,
