@@ -70,6 +70,11 @@ class DiffusionConfig:
     views train the encoders: the denoiser can only use what locates the objects on any layout,
     not what tells ~200 training layouts apart (``docs/policies.md``). The head is then part of
     the exported encoder."""
+    layout_condition_cameras: tuple[str, ...] = ()
+    """With ``layout_condition``: camera inputs (``image/wrist``) whose features still join the
+    condition beside the poses. A wrist camera sees the fingers and the object together, which
+    the grasp and the carry need and a pose does not say; a fixed camera sees the whole layout,
+    which is what a policy trained on ~200 layouts memorizes."""
     condition_mlp: int = 0
     """Width of an MLP (two Mish layers) the observation condition passes through before the
     UNet; 0: none. The UNet's FiLM maps are linear in the condition, so it cannot form products
@@ -224,7 +229,17 @@ class DiffusionPolicyModel(nn.Module):
         self.frame_dim = len(inputs.cameras) * config.image_feature_dim + inputs.state_dim
         if config.layout_condition and config.layout_targets < 1:
             raise ValueError("layout_condition needs layout_targets > 0 (train with layout views)")
-        per_frame = config.layout_targets + inputs.state_dim if config.layout_condition else self.frame_dim
+        unknown = sorted(set(config.layout_condition_cameras) - set(inputs.cameras))
+        if unknown:
+            raise ValueError(f"layout_condition_cameras {unknown} are not camera inputs of the model ({list(inputs.cameras)})")
+        if config.layout_condition_cameras and not config.layout_condition:
+            raise ValueError("layout_condition_cameras selects the cameras kept beside the poses of layout_condition: set it too")
+        # The feature slices of _frame_features kept beside the poses, in input order.
+        f = config.image_feature_dim
+        self._kept_features = [slice(i * f, (i + 1) * f) for i, c in enumerate(inputs.cameras) if c in config.layout_condition_cameras]
+        per_frame = (
+            config.layout_targets + len(self._kept_features) * f + inputs.state_dim if config.layout_condition else self.frame_dim
+        )
         self.cond_dim = inputs.obs_horizon * per_frame
         if inputs.has_text:
             # A bag of words is enough to tell tasks apart (which cube to move); the VLA policy is
@@ -270,7 +285,8 @@ class DiffusionPolicyModel(nn.Module):
         frames, text = self._frame_features(inputs, augment)
         if self.config.layout_condition:
             assert self.layout_head is not None
-            frames = torch.cat([self.layout_head(frames).detach(), inputs["state"]], dim=-1)
+            kept = [frames[..., cols] for cols in self._kept_features]
+            frames = torch.cat([self.layout_head(frames).detach(), *kept, inputs["state"]], dim=-1)
         cond = frames.reshape(frames.shape[0], -1)
         if text is not None:
             cond = torch.cat([cond, text], dim=-1)

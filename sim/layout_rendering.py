@@ -5,7 +5,10 @@ Each view is one seed's layout (objects as :meth:`Task.sample_layout` places the
 instruction it draws) with the arm put kinematically at a pose drawn from ``arm_states`` (the
 joint states of the demos, so the wrist camera sees the table from where the policy will).
 Targets per movable object: x, y (scaled to the workspace, about [-1, 1]) and cos 4ψ, sin 4ψ of
-its yaw (a cube looks the same every quarter turn); per fixture: x, y.
+its yaw (a cube looks the same every quarter turn); per fixture: x, y. Then the same four for
+each object the instruction names, by role (``instructed0.*``: the object to move first), so a
+policy can be conditioned on *the named cube's* pose without having to pick it out of all the
+cubes' by the instruction itself.
 """
 
 from __future__ import annotations
@@ -19,21 +22,30 @@ from robostack.sim.arms.base import Workspace
 from robostack.sim.tasks.base import Layout, Task
 
 
-def object_target_names(task: Task) -> tuple[str, ...]:
+POSE_FIELDS = ("x", "y", "cos4yaw", "sin4yaw")
+"""A movable object's targets; a fixture has only x, y."""
+
+
+def object_target_names(task: Task, instructed: int = 0) -> tuple[str, ...]:
+    """Target names of ``task``'s layouts, with ``instructed`` objects named by role
+    (``instructed<i>.*``) after the objects named by scene name."""
     names: list[str] = []
     for obj in task.movable_objects:
-        names += [f"{obj}.x", f"{obj}.y", f"{obj}.cos4yaw", f"{obj}.sin4yaw"]
+        names += [f"{obj}.{f}" for f in POSE_FIELDS]
     for fixture in task.fixtures:
         names += [f"{fixture}.x", f"{fixture}.y"]
+    for i in range(instructed):
+        names += [f"instructed{i}.{f}" for f in POSE_FIELDS]
     return tuple(names)
 
 
 def object_targets(task: Task, layout: Layout, workspace: Workspace) -> np.ndarray:
-    """The layout's object poses as the targets named by :func:`object_target_names`."""
+    """The layout's object poses as the targets named by :func:`object_target_names` (with
+    ``instructed = len(task.instructed_objects(layout))``)."""
     center = np.asarray(workspace.center_xy)
     half = np.asarray(workspace.half_extent_xy)
     values: list[float] = []
-    for name in (*task.movable_objects, *task.fixtures):
+    for name in (*task.movable_objects, *task.fixtures, *task.instructed_objects(layout)):
         pose = layout.poses[name]
         values += list((np.asarray(pose.pos[:2]) - center) / half)
         if name in task.movable_objects:
@@ -63,7 +75,6 @@ def render_layout_views(
     if arm_states.shape[1] != env.arm.action_dim:
         env.close()
         raise ValueError(f"arm_states have {arm_states.shape[1]} joints, the {env.config.arm} arm has {env.arm.action_dim}")
-    names = object_target_names(env.task)
     rng = np.random.default_rng(seed)
     images: dict[str, list[np.ndarray]] = {f"image/{c}": [] for c in cameras}
     states, instructions, targets = [], [], []
@@ -79,6 +90,8 @@ def render_layout_views(
             targets.append(object_targets(env.task, env.layout, env.arm.workspace))  # type: ignore[arg-type]
             if progress:
                 progress(1)
+        # Every layout of a task names as many objects: the target vector has one size.
+        names = object_target_names(env.task, len(env.task.instructed_objects(env.layout)))  # type: ignore[arg-type]
     finally:
         env.close()
     return LayoutViews(

@@ -92,6 +92,11 @@ class Task(ABC):
     def is_success(self, layout: Layout, state: WorldState, workspace: Workspace) -> bool:
         """Whether ``state`` solves the task laid out by ``layout``."""
 
+    def instructed_objects(self, layout: Layout) -> tuple[str, ...]:
+        """The movable objects ``layout``'s instruction names, the one to move first; () when the
+        instruction names none."""
+        return ()
+
     @abstractmethod
     def expert_waypoints(
         self, instruction: str, positions: Mapping[str, np.ndarray], yaws: Mapping[str, float], workspace: Workspace

@@ -80,8 +80,11 @@ class PickPlace(Task):
         poses["bin"] = ObjectPose((float(bin_xy[0]), float(bin_xy[1]), 0.0), 0.0)
         return Layout(seed=seed, poses=poses, instruction=f"put the {target} cube in the bin", params={"target": target})
 
+    def instructed_objects(self, layout: Layout) -> tuple[str, ...]:
+        return (f"cube_{layout.params['target']}",)
+
     def is_success(self, layout: Layout, state: WorldState, workspace: Workspace) -> bool:
-        cube = f"cube_{layout.params['target']}"
+        cube, = self.instructed_objects(layout)
         pos = state.positions[cube]
         offset = np.abs(pos[:2] - state.positions["bin"][:2])
         inside = bool(np.all(offset < bin_inner_half(workspace) - 0.25 * workspace.cube_size))

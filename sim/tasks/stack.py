@@ -53,14 +53,18 @@ class Stack(Task):
             params={"top": top, "base": base},
         )
 
+    def instructed_objects(self, layout: Layout) -> tuple[str, ...]:
+        return (f"cube_{layout.params['top']}", f"cube_{layout.params['base']}")
+
     def is_success(self, layout: Layout, state: WorldState, workspace: Workspace) -> bool:
         size = workspace.cube_size
-        top = state.positions[f"cube_{layout.params['top']}"]
-        base = state.positions[f"cube_{layout.params['base']}"]
+        top_name, base_name = self.instructed_objects(layout)
+        top = state.positions[top_name]
+        base = state.positions[base_name]
         aligned = np.linalg.norm(top[:2] - base[:2]) < 0.4 * size
         on_top = abs(top[2] - base[2] - size) < 0.2 * size
         base_on_table = base[2] < 0.6 * size
-        released = f"cube_{layout.params['top']}" not in state.touching_gripper
+        released = top_name not in state.touching_gripper
         return bool(aligned and on_top and base_on_table and released)
 
     def expert_waypoints(

@@ -1,4 +1,5 @@
-"""The diffusion model's auxiliary parts: the keyframe and layout heads, layout conditioning, and per-camera shift augmentation."""
+"""The diffusion model's auxiliary parts: the keyframe and layout heads, layout conditioning (with
+cameras kept beside the poses), and per-camera shift augmentation."""
 
 from __future__ import annotations
 
@@ -64,6 +65,29 @@ def test_layout_condition_feeds_the_denoiser_only_predicted_object_poses_and_sta
     torch.testing.assert_close(changed[:, 6:], cond[:, 6:])
 
 
+def test_layout_condition_cameras_keep_their_features_beside_the_poses():
+    model = _model(layout_targets=6, layout_condition=True, layout_condition_cameras=["image/wrist"])
+    width = model.config.image_feature_dim
+    inputs = TWO_CAMERAS.example_inputs(batch=4)
+    cond = model.encode(inputs)["cond"]
+    assert cond.shape == (4, 6 + width + TWO_CAMERAS.state_dim)
+    torch.testing.assert_close(cond[:, 6 + width :], inputs["state"].reshape(4, -1))
+    # the front camera reaches the condition only through the poses, the wrist camera directly too
+    front = model.encode(dict(inputs, **{"image/front": torch.rand_like(inputs["image/front"])}))["cond"]
+    torch.testing.assert_close(front[:, 6:], cond[:, 6:])
+    wrist = model.encode(dict(inputs, **{"image/wrist": torch.rand_like(inputs["image/wrist"])}))["cond"]
+    assert not torch.allclose(wrist[:, 6 : 6 + width], cond[:, 6 : 6 + width])
+    # the denoising loss now trains the wrist encoder (not the front one), the views train both
+    model.loss(inputs, torch.zeros(4, TWO_CAMERAS.action_horizon, 4)).backward()
+    grads = {name: [p.grad for p in enc.parameters() if p.grad is not None] for name, enc in model.image_encoders.items()}
+    assert all(float(g.abs().max()) == 0 for g in grads["image_front"])
+    assert max(float(g.abs().max()) for g in grads["image_wrist"]) > 0
+    with pytest.raises(ValueError, match=r"layout_condition_cameras \['image/side'\]"):
+        _model(layout_targets=6, layout_condition=True, layout_condition_cameras=["image/side"])
+    with pytest.raises(ValueError, match="set it too"):
+        _model(layout_targets=6, layout_condition_cameras=["image/wrist"])
+
+
 def test_layout_condition_trains_the_encoders_only_through_the_layout_views():
     model = _model(layout_targets=6, layout_condition=True)
     inputs = TWO_CAMERAS.example_inputs(batch=4)
@@ -78,8 +102,8 @@ def test_layout_condition_trains_the_encoders_only_through_the_layout_views():
         _model(layout_condition=True)
 
 
-@pytest.mark.parametrize("condition_mlp", [0, 32])
-def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_path, condition_mlp):
+@pytest.mark.parametrize("condition_mlp, kept_cameras", [(0, ()), (32, ()), (0, ("image/front",))])
+def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_path, condition_mlp, kept_cameras):
     import sys
     from pathlib import Path
 
@@ -92,9 +116,13 @@ def test_a_layout_conditioned_policy_exports_with_its_head_and_keeps_parity(tmp_
     from robostack.policies.onnx_policy import OnnxPolicy
     from robostack.policies.preprocessing import encoder_feed
 
-    config = DiffusionConfig.from_dict({**TINY_DIFFUSION.to_dict(), "layout_targets": 6, "layout_condition": True, "condition_mlp": condition_mlp})
+    config = DiffusionConfig.from_dict(
+        {**TINY_DIFFUSION.to_dict(), "layout_targets": 6, "layout_condition": True, "condition_mlp": condition_mlp,
+         "layout_condition_cameras": kept_cameras}
+    )
     model, package = tiny_diffusion_package(tmp_path / "pkg", seed=2, config=config)
-    assert package.spec.embedding_dim == (condition_mlp or package.spec.observation_horizon * (6 + 8))
+    per_frame = 6 + len(kept_cameras) * config.image_feature_dim + 8
+    assert package.spec.embedding_dim == (condition_mlp or package.spec.observation_horizon * per_frame)
     rng = np.random.default_rng(2)
     history = [random_observation(rng) for _ in range(package.spec.observation_horizon)]
     feed = encoder_feed(package.spec, package.tokenizer, history)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robostack.sim.arms.panda import WORKSPACE as PANDA_WORKSPACE
 from robostack.sim.layout_rendering import object_target_names, object_targets, render_layout_views
 from robostack.sim.tasks import get_task
 
@@ -20,7 +21,7 @@ def test_views_show_each_seeds_layout_labelled_with_its_object_poses():
     views = render_layout_views("pick_place", [7, 8, 9], arm_states, ["front", "wrist"], (48, 64), seed=1)
     assert len(views) == 3 and views.images["image/wrist"].shape == (3, 48, 64, 3)
     task = get_task("pick_place")
-    assert views.target_names == object_target_names(task)
+    assert views.target_names == object_target_names(task, instructed=1)
     for row, seed in enumerate((7, 8, 9)):
         env.reset(seed)
         np.testing.assert_allclose(views.targets[row], object_targets(task, env.layout, env.arm.workspace), atol=1e-6)
@@ -33,6 +34,25 @@ def test_views_show_each_seeds_layout_labelled_with_its_object_poses():
     assert np.abs(front[0] - front[1]).mean() > 1
     red_x = views.targets[:, views.target_names.index("cube_red.x")]
     assert np.all(np.abs(red_x) <= 1.0) and len(set(red_x.round(4))) == 3
+
+
+def test_views_label_the_cube_the_instruction_names_by_role():
+    home = np.array([[0, -0.3, 0, -2.2, 0, 1.9, 0.785, 0.04]])
+    views = render_layout_views("pick_place", list(range(6)), home, ["front"], (24, 32))
+    column = {name: views.targets[:, i] for i, name in enumerate(views.target_names)}
+    colors = [("red" if "red" in text else "blue") for text in views.instructions]
+    assert len(set(colors)) == 2  # both cubes get named over these seeds
+    for row, color in enumerate(colors):
+        for field in ("x", "y", "cos4yaw", "sin4yaw"):
+            assert column[f"instructed0.{field}"][row] == column[f"cube_{color}.{field}"][row]
+
+
+def test_stack_names_the_top_cube_first_then_the_base():
+    task = get_task("stack")
+    layout = task.sample_layout(3, PANDA_WORKSPACE)
+    top, base = task.instructed_objects(layout)
+    assert layout.instruction == f"stack the {top.removeprefix('cube_')} cube on the {base.removeprefix('cube_')} cube"
+    assert object_target_names(task, 2)[-8:] == tuple(f"instructed{i}.{f}" for i in (0, 1) for f in ("x", "y", "cos4yaw", "sin4yaw"))
 
 
 def test_arm_states_of_the_wrong_size_are_refused():
