@@ -71,6 +71,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="with --layout-views: comma-separated target names or patterns to learn (e.g. '*.x,*.y'; default all)")
     p.add_argument("--layout-condition", action="store_true",
                    help="with --layout-views: the denoiser sees the object poses the encoders locate, not their features")
+    p.add_argument("--layout-condition-cameras", default=None, metavar="NAMES",
+                   help="with --layout-condition: cameras (e.g. wrist) whose features the denoiser still sees beside the poses")
     p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -144,12 +146,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
-    """Model fields for ``--streaming`` / ``--stream-chunks`` / ``--layout-condition`` (None: the
-    model's own)."""
+    """Model fields for ``--streaming`` / ``--stream-chunks`` / ``--layout-condition[-cameras]``
+    (None: the model's own)."""
     if args.stream_chunks is not None and not args.streaming:
         raise ValueError("--stream-chunks needs --streaming")
     if args.layout_condition and not args.layout_views:
         raise ValueError("--layout-condition needs --layout-views")
+    if args.layout_condition_cameras is not None and not args.layout_condition:
+        raise ValueError("--layout-condition-cameras needs --layout-condition")
     overrides: dict[str, Any] = {}
     if args.streaming:
         overrides["streaming"] = True
@@ -157,6 +161,9 @@ def _model_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
             overrides["stream_chunks"] = args.stream_chunks
     if args.layout_condition:
         overrides["layout_condition"] = True
+    if args.layout_condition_cameras is not None:
+        names = [c.strip() for c in args.layout_condition_cameras.split(",") if c.strip()]
+        overrides["layout_condition_cameras"] = [c if c.startswith("image/") else f"image/{c}" for c in names]
     return overrides or None
 
 

@@ -4,7 +4,7 @@
 
     python -m robostack.policies.pretrained.make_pick_place --out DIR [--policy diffusion|vla]
         [--demos 200] [--demo-noise 0.04] [--steps N] [--stop-at STEP]
-        [--layout-views N [--layout-targets PATTERNS] [--layout-condition]]
+        [--layout-views N [--layout-targets PATTERNS] [--layout-condition [--layout-condition-cameras wrist]]]
         [--package-dir DIR/pick_place_<policy>]
         [--eval-episodes 100] [--workers 2] [--threads 2]
 
@@ -89,6 +89,9 @@ class RecipeConfig:
     layout_condition: bool = False
     """With ``layout_views``: the denoiser is conditioned on the object poses the encoders locate
     (``DiffusionConfig.layout_condition``) instead of on their features."""
+    layout_condition_cameras: tuple[str, ...] = ()
+    """With ``layout_condition``: cameras of :data:`CAMERAS` whose features the denoiser still
+    sees beside the poses (``DiffusionConfig.layout_condition_cameras``)."""
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 300
@@ -118,6 +121,11 @@ class RecipeConfig:
             raise ValueError("layout_target_names selects targets of the layout views: give layout_views > 0")
         if self.layout_condition and not self.layout_views:
             raise ValueError("layout_condition needs layout_views > 0: the poses it conditions on are learnt from them")
+        unknown = sorted(set(self.layout_condition_cameras) - set(CAMERAS))
+        if unknown:
+            raise ValueError(f"layout_condition_cameras {unknown} are not cameras of the recipe {list(CAMERAS)}")
+        if self.layout_condition_cameras and not self.layout_condition:
+            raise ValueError("layout_condition_cameras keeps cameras beside the poses of layout_condition: set it too")
         if self.demos >= EVAL_SEED_START:
             raise ValueError(f"demos must stay below the held-out evaluation seeds ({EVAL_SEED_START}), got {self.demos}")
 
@@ -135,7 +143,12 @@ class RecipeConfig:
 
     @property
     def model_overrides(self) -> dict[str, Any]:
-        return {**MODEL_OVERRIDES[self.policy], **({"layout_condition": True} if self.layout_condition else {})}
+        overrides = dict(MODEL_OVERRIDES[self.policy])
+        if self.layout_condition:
+            overrides["layout_condition"] = True
+        if self.layout_condition_cameras:
+            overrides["layout_condition_cameras"] = [f"image/{c}" for c in self.layout_condition_cameras]
+        return overrides
 
     @property
     def run_dir(self) -> Path:
@@ -411,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         "--layout-condition", action="store_true",
         help="with --layout-views: condition the denoiser on the object poses the encoders locate, not on their features",
     )
+    parser.add_argument(
+        "--layout-condition-cameras", default="", metavar="NAMES",
+        help="with --layout-condition: cameras (e.g. wrist) whose features the denoiser still sees beside the poses",
+    )
     parser.add_argument("--batch-size", type=int, default=RecipeConfig.batch_size)
     parser.add_argument("--eval-episodes", type=int, default=RecipeConfig.eval_episodes, help=f"held-out seeds from {EVAL_SEED_START}")
     parser.add_argument("--workers", type=int, default=RecipeConfig.workers, help="evaluation worker processes")
@@ -428,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_at=args.stop_at,
             layout_views=args.layout_views,
             layout_condition=args.layout_condition,
+            layout_condition_cameras=tuple(c.strip() for c in args.layout_condition_cameras.split(",") if c.strip()),
             layout_target_names=None if args.layout_targets is None else parse_target_patterns(args.layout_targets),
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,

@@ -167,6 +167,27 @@ def test_train_command_refuses_layout_options_without_layout_views(dataset, tmp_
     code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--layout-targets", "*.x", "--no-progress"])
     assert code == 2
     assert "layout_target_names selects targets of layout_views" in capsys.readouterr().err
+    code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--layout-views", "v.npz",
+                 "--layout-condition-cameras", "front", "--no-progress"])
+    assert code == 2
+    assert "--layout-condition-cameras needs --layout-condition" in capsys.readouterr().err
+
+
+def test_train_command_keeps_the_named_cameras_beside_the_located_poses(dataset, tmp_path, capsys):
+    from test_layout_views import make_views
+
+    from robostack.policies.export import export_run
+
+    make_views(n=20).save(tmp_path / "views.npz")
+    code = _cli(["train", "--dataset", str(dataset), "--out", str(tmp_path / "run"), "--model-size", "tiny", "--image-size", "32",
+                 "--action-horizon", "8", "--batch-size", "8", "--steps", "2", "--val-every", "2", "--no-progress",
+                 "--layout-views", str(tmp_path / "views.npz"), "--layout-condition", "--layout-condition-cameras", "front"])
+    assert code == 0, capsys.readouterr().err
+    model_config = RunInfo.load(tmp_path / "run").model_config
+    assert model_config["layout_condition_cameras"] == ["image/front"]
+    spec = export_run(tmp_path / "run", tmp_path / "pkg").spec
+    # per frame: the 3 predicted pose values, the front camera's features and the 4-d state
+    assert spec.embedding_dim == spec.observation_horizon * (3 + model_config["image_feature_dim"] + 4)
 
 
 @pytest.mark.slow

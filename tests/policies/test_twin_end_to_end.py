@@ -108,3 +108,11 @@ def test_recipe_renders_layout_views_once_with_arm_poses_from_its_demos(tmp_path
     with pytest.raises(ValueError, match="layout_condition needs layout_views"):
         RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_condition=True)
     assert RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_views=4, layout_condition=True).model_overrides["layout_condition"]
+    kept = RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_views=4, layout_condition=True, layout_condition_cameras=("wrist",))
+    assert kept.model_overrides["layout_condition_cameras"] == ["image/wrist"]
+    with pytest.raises(ValueError, match=r"layout_condition_cameras \['side'\] are not cameras"):
+        RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_views=4, layout_condition=True, layout_condition_cameras=("side",))
+    with pytest.raises(ValueError, match="set it too"):
+        RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_views=4, layout_condition_cameras=("wrist",))
+    # the views label the named cube by role, which the shipped policy's condition selects
+    assert views.target_names[-4:] == ("instructed0.x", "instructed0.y", "instructed0.cos4yaw", "instructed0.sin4yaw")
