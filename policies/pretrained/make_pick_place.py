@@ -8,6 +8,10 @@
         [--package-dir DIR/pick_place_<policy>]
         [--eval-episodes 100] [--workers 2] [--threads 2]
 
+The shipped diffusion package (87/100 held-out) is ``--steps 18000 --layout-views 5000
+--layout-targets 'instructed0.x,instructed0.y,bin.x,bin.y' --layout-condition
+--layout-condition-cameras wrist`` (docs/policies.md).
+
 Four stages, each kept in ``DIR`` so an interrupted run picks up where it stopped:
 
 1. ``DIR/demos_noise<std>`` (``DIR/demos`` without noise): ``demos`` successful episodes of
