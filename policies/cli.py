@@ -1,6 +1,6 @@
 """Command-line entry points of the policies layer: ``train``, ``export``, ``policy inspect``.
 
-Only the standard library is imported here; each command imports torch / onnxruntime when it
+Only the standard library (and the stdlib-only ``robostack.params``) is imported here; each command imports torch / onnxruntime when it
 runs, so ``robostack --help`` works on a box without them.
 """
 
@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from robostack.params import comma_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,8 +84,6 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from robostack.policies.layout_views import parse_target_patterns
-
     try:
         from robostack.policies.training import TrainConfig, train
     except ModuleNotFoundError as exc:
@@ -103,7 +103,7 @@ def _run_train(args: argparse.Namespace) -> int:
             lr=args.lr,
             warmup_steps=args.warmup_steps,
             image_size=args.image_size,
-            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()) if args.cameras else None,
+            cameras=comma_list(args.cameras) if args.cameras else None,
             obs_horizon=args.obs_horizon,
             action_horizon=args.action_horizon,
             val_fraction=args.val_fraction,
@@ -116,7 +116,7 @@ def _run_train(args: argparse.Namespace) -> int:
             model_overrides=_model_overrides(args),
             max_episodes=args.max_episodes,
             layout_views=args.layout_views,
-            layout_target_names=None if args.layout_targets is None else parse_target_patterns(args.layout_targets),
+            layout_target_names=None if args.layout_targets is None else comma_list(args.layout_targets),
             device=args.device,
             threads=args.threads,
             seed=args.seed,
@@ -162,7 +162,7 @@ def _model_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.layout_condition:
         overrides["layout_condition"] = True
     if args.layout_condition_cameras is not None:
-        names = [c.strip() for c in args.layout_condition_cameras.split(",") if c.strip()]
+        names = comma_list(args.layout_condition_cameras)
         overrides["layout_condition_cameras"] = [c if c.startswith("image/") else f"image/{c}" for c in names]
     return overrides or None
 

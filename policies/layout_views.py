@@ -26,11 +26,6 @@ from robostack.policies.preprocessing import resize_image
 IMAGE_PREFIX = "image/"
 
 
-def parse_target_patterns(text: str) -> tuple[str, ...]:
-    """``"*.x, *.y"`` (a command-line option) -> ``("*.x", "*.y")`` for :meth:`LayoutViews.select_targets`."""
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
 class LayoutViewsError(ValueError):
     """A views file that cannot be used (missing array, inconsistent sizes, bad values)."""
 

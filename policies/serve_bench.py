@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Any
 
+from robostack.params import comma_list
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("policy_dir", metavar="POLICY_DIR")
@@ -123,7 +125,7 @@ def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, A
 
 
 def run(args: argparse.Namespace) -> int:
-    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    transports = comma_list(args.transports)
     for t in transports:
         if t not in ("ipc", "tcp"):
             raise SystemExit(f"unknown transport {t!r}; use ipc, tcp")

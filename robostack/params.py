@@ -77,6 +77,12 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
     raise ParamError(f"param {name!r}: cannot check a value against {hint}")
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"front, wrist,"`` (a command-line list) -> ``("front", "wrist")``: items stripped, empty
+    ones dropped."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def enum_field(enum: type[E], value: object, name: str) -> E:
     """``enum(value)``, or a ValueError naming the field ``name`` and the allowed values."""
     try:

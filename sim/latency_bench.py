@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from robostack.params import comma_list
+
 DEFAULT_LATENCIES_MS = (0.0, 100.0, 200.0, 300.0)
 DEFAULT_EXECUTIONS = ("sync", "async", "async_prefix")
 HELD_OUT_SEED_START = 10_000  # demos are recorded from seed 0 up; reported numbers use seeds beyond
@@ -37,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_list(text: str, flag: str) -> list[str]:
-    items = [v.strip() for v in text.split(",") if v.strip()]
+    items = list(comma_list(text))
     if not items:
         raise ValueError(f"{flag} needs at least one value")
     return items

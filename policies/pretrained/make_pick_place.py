@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robostack.policies.layout_views import parse_target_patterns
+from robostack.params import comma_list
 from robostack.sim.demo_noise import ExecutionNoise
 
 TASK = "pick_place"
@@ -449,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             stop_at=args.stop_at,
             layout_views=args.layout_views,
             layout_condition=args.layout_condition,
-            layout_condition_cameras=tuple(c.strip() for c in args.layout_condition_cameras.split(",") if c.strip()),
-            layout_target_names=None if args.layout_targets is None else parse_target_patterns(args.layout_targets),
+            layout_condition_cameras=comma_list(args.layout_condition_cameras),
+            layout_target_names=None if args.layout_targets is None else comma_list(args.layout_targets),
             batch_size=args.batch_size,
             eval_episodes=args.eval_episodes,
             workers=args.workers,

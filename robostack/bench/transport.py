@@ -27,6 +27,7 @@ import numpy as np
 import zmq
 
 from robostack.metrics import percentiles
+from robostack.params import comma_list
 
 SIZES = {"64B": (64,), "224x224x3": (224, 224, 3), "640x480x3": (480, 640, 3)}
 METHODS = ("robostack", "pyzmq", "pickle")
@@ -231,7 +232,7 @@ def _merge(parts: list[dict[str, Any]], lat_pools: list[list[float]]) -> dict[st
 def run(args: argparse.Namespace) -> int:
     rounds = 3 if args.quick else 5
     n_lat = (300 if args.quick else 2000) // rounds
-    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    transports = comma_list(args.transports)
     results = []
     with tempfile.TemporaryDirectory(prefix="rs-bench-") as tmpdir:
         for transport in transports:
