@@ -68,13 +68,13 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="streaming: chunks of the rolling buffer (default 4; divides the action horizon and the steps)")
     p.add_argument("--max-episodes", type=int, default=None)
     p.add_argument("--layout-views", default=None, metavar="FILE",
-                   help="diffusion: also train the encoders to locate the objects of these rendered layouts (.npz)")
+                   help="also train the policy to locate the objects of these rendered layouts (.npz)")
     p.add_argument("--layout-targets", default=None, metavar="PATTERNS",
                    help="with --layout-views: comma-separated target names or patterns to learn (e.g. '*.x,*.y'; default all)")
     p.add_argument("--layout-condition", action="store_true",
-                   help="with --layout-views: the denoiser sees the object poses the encoders locate, not their features")
+                   help="with --layout-views: the action head sees the object poses the policy locates, not the cameras' features")
     p.add_argument("--layout-condition-cameras", default=None, metavar="NAMES",
-                   help="with --layout-condition: cameras (e.g. wrist) whose features the denoiser still sees beside the poses")
+                   help="with --layout-condition: cameras (e.g. wrist) whose features the action head still sees beside the poses")
     p.add_argument("--device", default="cpu", help="cpu or cuda (when torch sees a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)

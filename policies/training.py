@@ -84,8 +84,8 @@ class TrainConfig:
     max_episodes: int | None = None
     layout_views: str | None = None
     """A views file (:mod:`robostack.policies.layout_views`, e.g. from ``sim.layout_rendering``):
-    each step also trains the diffusion policy's encoders to predict the object poses of
-    ``layout_batch`` rendered layouts, ``layout_weight`` times that MSE added to the loss; the
+    each step also trains the policy's encoders (diffusion) or a query token (vla) to predict the
+    object poses of ``layout_batch`` rendered layouts, ``layout_weight`` times that MSE added to the loss; the
     last 10 % of the views are held out (``val_layout_mse``)."""
     layout_batch: int = 32
     layout_weight: float = 1.0
@@ -105,8 +105,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.layout_views is not None and self.policy != "diffusion":
-            raise ValueError("layout_views trains the diffusion policy's encoders; the vla policy has no layout head")
         if self.layout_target_names is not None:
             self.layout_target_names = tuple(self.layout_target_names)
             if not self.layout_target_names or self.layout_views is None:

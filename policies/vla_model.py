@@ -5,6 +5,12 @@ Gaussian noise (time 0) to the action chunk (time 1), integrated with ~10 Euler 
 
 Exported as ``encoder`` (observation -> ``context`` tokens and the pooled ``embedding``) and
 ``step`` (``sample``, ``timestep`` in [0, 1], ``context`` -> ``velocity``).
+
+Grounding co-training (``layout_targets``): a query token read out by a small head learns the
+object poses of rendered layout views (:mod:`..layout_views`). With ``layout_condition`` a
+separate *localizer* transformer does that over every camera, and the action context is built
+from the poses it locates (one token, detached), the ``layout_condition_cameras``' patches, the
+state and the instruction; the other cameras reach the action expert only through the poses.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robostack.policies import sampling
-from robostack.policies.layers import TransformerBlock, group_count, random_shift, sinusoidal_embedding
+from robostack.policies.layers import TransformerBlock, group_count, mlp_head, random_shift, sinusoidal_embedding
 from robostack.policies.model_inputs import ModelInputs
 
 
@@ -34,13 +40,27 @@ class VlaConfig:
     stem_channels: int = 32
     flow_steps: int = 10
     image_shift: int = 4
+    aux_hidden: int = 128
+    """Hidden width of the layout head."""
+    layout_targets: int = 0
+    """Size of the object-pose targets of rendered layout views, set by training from the views
+    file; a query token and a head learn them (training only, not exported, unless
+    ``layout_condition``). 0: no layout head."""
+    layout_condition: bool = False
+    """With layout views: a localizer transformer over every camera locates the objects, and the
+    action expert attends to those poses (detached) instead of to every camera's patches, so it
+    can only use what locates the objects on any layout, not what tells the ~200 training layouts
+    apart (``docs/policies.md``)."""
+    layout_condition_cameras: tuple[str, ...] = ()
+    """With ``layout_condition``: camera inputs (``image/wrist``) whose patch tokens still join the
+    action context beside the poses (a wrist camera sees the fingers and the object together)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "VlaConfig":
-        return cls(**d)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 TINY_VLA = VlaConfig(dim=32, heads=2, prefix_layers=1, expert_layers=1, patch=8, stem_channels=8)
@@ -99,13 +119,45 @@ class VlaPolicyModel(nn.Module):
         self.expert = nn.ModuleList([TransformerBlock(d, config.heads, cross=True) for _ in range(config.expert_layers)])
         self.action_norm = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, inputs.action_dim)
+        self._check_layout_config(config)
+        self.layout_head = None
+        self._kept_cameras = [k for k, cam in enumerate(inputs.cameras) if cam in config.layout_condition_cameras]
+        if config.layout_targets:
+            self.layout_query = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+            self.layout_head = mlp_head(d, config.aux_hidden, config.layout_targets)
+        if config.layout_condition:
+            self.localizer = nn.ModuleList([TransformerBlock(d, config.heads) for _ in range(config.prefix_layers)])
+            self.localizer_norm = nn.LayerNorm(d)
+            self.pose_token = nn.Linear(config.layout_targets, d)
+
+    def _check_layout_config(self, config: VlaConfig) -> None:
+        if config.layout_targets < 0:
+            raise ValueError(f"layout_targets must be >= 0, got {config.layout_targets}")
+        if config.layout_condition and config.layout_targets < 1:
+            raise ValueError("layout_condition needs layout_targets > 0 (train with layout views)")
+        unknown = sorted(set(config.layout_condition_cameras) - set(self.inputs.cameras))
+        if unknown:
+            raise ValueError(f"layout_condition_cameras {unknown} are not camera inputs of the model ({list(self.inputs.cameras)})")
+        if config.layout_condition_cameras and not config.layout_condition:
+            raise ValueError("layout_condition_cameras selects the cameras kept beside the poses of layout_condition: set it too")
 
     @property
     def embedding_dim(self) -> int:
         return self.config.dim
 
     def encode(self, inputs: Mapping[str, torch.Tensor], augment: bool = False) -> dict[str, torch.Tensor]:
-        tokens = []
+        cameras, others = self._input_tokens(inputs, augment)
+        if self.config.layout_condition:
+            poses = self._locate(cameras, others).detach()
+            tokens = [self.pose_token(poses)[:, None, :], *(cameras[k] for k in self._kept_cameras), *others]
+        else:
+            tokens = [*cameras, *others]
+        x = _run_blocks(self.prefix, self.prefix_norm, torch.cat(tokens, dim=1))
+        return {"context": x, "embedding": x.mean(dim=1)}
+
+    def _input_tokens(self, inputs: Mapping[str, torch.Tensor], augment: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per camera its patch tokens ``(B, T·P, dim)``; then the state and the word tokens."""
+        cameras = []
         for k, (cam, stem) in enumerate(zip(self.inputs.cameras, self.stems)):
             images = inputs[cam]
             b, t, c, h, w = images.shape
@@ -113,17 +165,31 @@ class VlaPolicyModel(nn.Module):
             if augment:
                 flat = random_shift(flat, self.config.image_shift)
             patches = stem(flat).reshape(b, t, -1, self.config.dim) + self.image_pos[k]
-            tokens.append(patches.reshape(b, -1, self.config.dim))
-        tokens.append(self.state_proj(inputs["state"]) + self.state_pos)
+            cameras.append(patches.reshape(b, -1, self.config.dim))
+        others = [self.state_proj(inputs["state"]) + self.state_pos]
         if self.inputs.has_text:
             # padding ids are ordinary tokens here: the sequence length is fixed, so the model
             # learns to ignore them, and the graph needs no attention mask
-            tokens.append(self.word_embed(inputs["instruction"]) + self.word_pos)
-        x = torch.cat(tokens, dim=1)
-        for block in self.prefix:
-            x = block(x)
-        x = self.prefix_norm(x)
-        return {"context": x, "embedding": x.mean(dim=1)}
+            others.append(self.word_embed(inputs["instruction"]) + self.word_pos)
+        return cameras, others
+
+    def _locate(self, cameras: list[torch.Tensor], others: list[torch.Tensor]) -> torch.Tensor:
+        """Object poses ``(B, layout_targets)`` read out of the layout query token, by the
+        localizer with ``layout_condition``, else by the prefix itself (co-training only)."""
+        assert self.layout_head is not None
+        query = self.layout_query.expand(cameras[0].shape[0], -1, -1)
+        x = torch.cat([*cameras, *others, query], dim=1)
+        if self.config.layout_condition:
+            x = _run_blocks(self.localizer, self.localizer_norm, x)
+        else:
+            x = _run_blocks(self.prefix, self.prefix_norm, x)
+        return self.layout_head(x[:, -1])
+
+    def layout_loss(self, inputs: Mapping[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        """MSE of the located object poses of rendered layout views against ``targets (B, K)``."""
+        if self.layout_head is None:
+            raise ValueError("this model has no layout head (layout_targets is 0)")
+        return F.mse_loss(self._locate(*self._input_tokens(inputs, augment=self.training)), targets)
 
     def step(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Velocity ``(B, H, A)`` at flow time ``timestep (B,)`` in [0, 1]."""
@@ -153,3 +219,9 @@ class VlaPolicyModel(nn.Module):
         for t in sampling.flow_times(n):
             x = x + (1.0 / n) * self.step(x, torch.full((x.shape[0],), float(t), device=x.device), context)
         return x
+
+
+def _run_blocks(blocks: nn.ModuleList, norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    for block in blocks:
+        x = block(x)
+    return norm(x)

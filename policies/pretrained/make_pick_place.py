@@ -85,17 +85,18 @@ class RecipeConfig:
     stop_at: int | None = None
     """End training at this step (a time-boxed run); the LR schedule still spans ``steps``."""
     layout_views: int = 0
-    """Diffusion only: render this many extra twin layouts (seeds from :data:`LAYOUT_SEED_START`,
-    the arm at poses drawn from the demos) whose object poses the encoders also learn to
-    predict (:mod:`robostack.sim.layout_rendering`); 0: none."""
+    """Render this many extra twin layouts (seeds from :data:`LAYOUT_SEED_START`, the arm at
+    poses drawn from the demos) whose object poses the policy also learns to predict
+    (:mod:`robostack.sim.layout_rendering`); 0: none."""
     layout_target_names: tuple[str, ...] | None = None
     """With ``layout_views``: the targets to learn (shell patterns, e.g. ``("*.x", "*.y")``); default all."""
     layout_condition: bool = False
-    """With ``layout_views``: the denoiser is conditioned on the object poses the encoders locate
-    (``DiffusionConfig.layout_condition``) instead of on their features."""
+    """With ``layout_views``: the action head is conditioned on the object poses the policy
+    locates (``DiffusionConfig`` / ``VlaConfig.layout_condition``) instead of on the cameras'
+    features."""
     layout_condition_cameras: tuple[str, ...] = ()
-    """With ``layout_condition``: cameras of :data:`CAMERAS` whose features the denoiser still
-    sees beside the poses (``DiffusionConfig.layout_condition_cameras``)."""
+    """With ``layout_condition``: cameras of :data:`CAMERAS` whose features the action head still
+    sees beside the poses (``layout_condition_cameras`` of the model config)."""
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 300
@@ -119,8 +120,8 @@ class RecipeConfig:
             raise ValueError(f"stop_at must be between 1 and steps ({self.steps}), got {self.stop_at}")
         if not self.demo_noise_rad >= 0:
             raise ValueError(f"demo_noise_rad must be >= 0, got {self.demo_noise_rad}")
-        if self.layout_views < 0 or (self.layout_views and self.policy != "diffusion"):
-            raise ValueError(f"layout_views must be >= 0 and only for the diffusion policy, got {self.layout_views} for {self.policy}")
+        if self.layout_views < 0:
+            raise ValueError(f"layout_views must be >= 0, got {self.layout_views}")
         if self.layout_target_names is not None and not self.layout_views:
             raise ValueError("layout_target_names selects targets of the layout views: give layout_views > 0")
         if self.layout_condition and not self.layout_views:
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--layout-views", type=int, default=0, metavar="N",
-        help="diffusion: also train the encoders to locate the objects of N rendered twin layouts (default 0: none)",
+        help="also train the policy to locate the objects of N rendered twin layouts (default 0: none)",
     )
     parser.add_argument(
         "--layout-targets", default=None, metavar="PATTERNS",
@@ -426,11 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--layout-condition", action="store_true",
-        help="with --layout-views: condition the denoiser on the object poses the encoders locate, not on their features",
+        help="with --layout-views: condition the action head on the object poses the policy locates, not on the cameras' features",
     )
     parser.add_argument(
         "--layout-condition-cameras", default="", metavar="NAMES",
-        help="with --layout-condition: cameras (e.g. wrist) whose features the denoiser still sees beside the poses",
+        help="with --layout-condition: cameras (e.g. wrist) whose features the action head still sees beside the poses",
     )
     parser.add_argument("--batch-size", type=int, default=RecipeConfig.batch_size)
     parser.add_argument("--eval-episodes", type=int, default=RecipeConfig.eval_episodes, help=f"held-out seeds from {EVAL_SEED_START}")

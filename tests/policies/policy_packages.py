@@ -75,8 +75,9 @@ def tiny_streaming_package(out: Path, seed: int = 0, chunks: int = 4, steps: int
     return tiny_diffusion_package(out, seed, horizon=horizon, config=config)
 
 
-def tiny_vla_package(out: Path, seed: int = 0, image_size=(32, 32), horizon: int = 8):
-    """(torch model, loaded package) of a random tiny VLA-style policy with one camera."""
+def tiny_vla_package(out: Path, seed: int = 0, image_size=(32, 32), horizon: int = 8, config=None):
+    """(torch model, loaded package) of a random tiny VLA-style policy with one camera
+    (``config``: a ``VlaConfig``, default ``TINY_VLA``)."""
     import torch
 
     from robostack.policies.export import export_model
@@ -87,7 +88,7 @@ def tiny_vla_package(out: Path, seed: int = 0, image_size=(32, 32), horizon: int
     torch.manual_seed(seed)
     tokenizer = WordTokenizer.build(INSTRUCTIONS, max_length=8)
     inputs = ModelInputs(("image/front",), image_size, STATE_DIM, ACTION_DIM, 1, horizon, tokenizer.size, tokenizer.max_length)
-    model = VlaPolicyModel(inputs, TINY_VLA).eval()
+    model = VlaPolicyModel(inputs, config or TINY_VLA).eval()
     state, action = normalizations(seed)
     package = export_model(model, out, fps=20, state_normalization=state, action_normalization=action, tokenizer=tokenizer, name="tiny-vla")
     return model, package

@@ -325,5 +325,30 @@ def test_layout_views_without_the_policy_cameras_are_refused(dataset, tmp_path):
     config = dataclasses.replace(_config(dataset, tmp_path / "run"), layout_views=str(tmp_path / "views.npz"))
     with pytest.raises(RunError, match=r"the views have no \['image/front'\]"):
         train(config)
-    with pytest.raises(ValueError, match="vla policy has no layout head"):
-        TrainConfig(dataset=str(dataset), out=str(tmp_path / "v"), policy="vla", layout_views=str(tmp_path / "views.npz"))
+
+
+def test_a_layout_conditioned_vla_trains_on_views_and_exports_its_localizer(dataset, tmp_path):
+    from test_layout_views import make_views
+
+    from robostack.policies.export import export_run
+    from robostack.policies.package import load_package
+
+    make_views(n=20).save(tmp_path / "views.npz")
+    config = dataclasses.replace(
+        _config(dataset, tmp_path / "run", policy="vla"), layout_views=str(tmp_path / "views.npz"),
+        model_overrides={"layout_condition": True},
+    )
+    train(config)
+    assert RunInfo.load(tmp_path / "run").model_config["layout_targets"] == 3
+    vals = [m for m in read_metrics(tmp_path / "run") if "val_loss" in m]
+    assert vals and all(np.isfinite(m["val_layout_mse"]) and m["val_layout_mse"] > 0 for m in vals)
+    ema = load_checkpoint(tmp_path / "run")["ema"]
+    assert any(k.startswith("localizer.") for k in ema) and any(k.startswith("layout_head.") for k in ema)
+    export_run(tmp_path / "run", tmp_path / "pkg")
+    package = load_package(tmp_path / "pkg")
+    # the exported context: the pose token, the state token and the words (no camera patches kept)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(package.root / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    context = next(o for o in session.get_outputs() if o.name == "context")
+    assert context.shape[1:] == [1 + 1 + package.tokenizer.max_length, 32]

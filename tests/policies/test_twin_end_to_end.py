@@ -103,8 +103,9 @@ def test_recipe_renders_layout_views_once_with_arm_poses_from_its_demos(tmp_path
         assert np.abs(demo_states - state).max(axis=1).min() < 1e-4
     mtime = path.stat().st_mtime_ns
     assert ensure_layout_views(config) == path and path.stat().st_mtime_ns == mtime  # not rendered again
-    with pytest.raises(ValueError, match="only for the diffusion policy"):
-        RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", policy="vla", layout_views=4)
+    vla = RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", policy="vla", layout_views=4, layout_condition=True,
+                       layout_condition_cameras=("wrist",))
+    assert vla.model_overrides["layout_condition_cameras"] == ["image/wrist"]
     with pytest.raises(ValueError, match="layout_condition needs layout_views"):
         RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_condition=True)
     assert RecipeConfig(out=tmp_path, package_dir=tmp_path / "v", layout_views=4, layout_condition=True).model_overrides["layout_condition"]
