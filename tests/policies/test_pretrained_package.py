@@ -1,5 +1,5 @@
-"""The diffusion policy package committed under ``policies/pretrained`` loads, validates and
-acts on real twin observations (its success rate is the evaluation's job, recorded in its
+"""The policy packages committed under ``policies/pretrained`` (diffusion and VLA-style) load,
+validate and act on real twin observations (its success rate is the evaluation's job, recorded in its
 provenance by the script that made it)."""
 
 from __future__ import annotations
@@ -10,36 +10,40 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("mujoco")
 
-from robostack.policies.pretrained import PICK_PLACE_DIFFUSION  # noqa: E402
+from robostack.policies.pretrained import PICK_PLACE_DIFFUSION, PICK_PLACE_VLA  # noqa: E402
 
 PACKAGE_LIMIT_BYTES = 8 * 1024 * 1024
+PACKAGES = pytest.mark.parametrize("root, kind", [(PICK_PLACE_DIFFUSION, "diffusion"), (PICK_PLACE_VLA, "vla")], ids=["diffusion", "vla"])
 
 
-def test_committed_package_validates_and_declares_the_twin_observation_keys():
+@PACKAGES
+def test_committed_package_validates_and_declares_the_twin_observation_keys(root, kind):
     from robostack.policies.package import load_package
 
-    package = load_package(PICK_PLACE_DIFFUSION)
+    package = load_package(root)
     spec = package.spec
-    assert spec.policy_type == "diffusion"
+    assert spec.policy_type == kind
     assert {i.name for i in spec.inputs} == {"image/front", "image/wrist", "state", "instruction"}
     assert (spec.action_dim, spec.action_horizon, spec.observation_horizon) == (8, 16, 1)
     assert package.tokenizer is not None and package.tokenizer.encode("put the red cube in the bin") != package.tokenizer.encode(
         "put the blue cube in the bin"
     )
-    size = sum(p.stat().st_size for p in PICK_PLACE_DIFFUSION.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert size <= PACKAGE_LIMIT_BYTES
 
 
-def test_committed_package_provenance_records_held_out_evaluation_and_training():
+@PACKAGES
+def test_committed_package_provenance_records_held_out_evaluation_and_training(root, kind):
     from robostack.policies.package import load_package
 
-    provenance = load_package(PICK_PLACE_DIFFUSION).spec.provenance
+    provenance = load_package(root).spec.provenance
     evaluation = provenance["evaluation"]
     assert evaluation["episodes"] == 100 and evaluation["seeds"][0] == 10000
     low, high = evaluation["wilson95"]
     assert low <= evaluation["success_rate"] <= high
     assert evaluation["successes"] == round(evaluation["success_rate"] * evaluation["episodes"])
     recipe = provenance["recipe"]
+    assert recipe["policy"] == kind
     # evaluation seeds are disjoint from the demonstration seeds, and every dropped seed among them
     first, last = recipe["demo_seeds"]
     assert last < evaluation["seeds"][0]
@@ -48,12 +52,13 @@ def test_committed_package_provenance_records_held_out_evaluation_and_training()
     assert recipe["train_time_s"] > 0 and recipe["steps"] == provenance["metrics"]["steps"]
 
 
-def test_committed_package_acts_on_real_twin_observations_at_episode_start():
+@PACKAGES
+def test_committed_package_acts_on_real_twin_observations_at_episode_start(root, kind):
     from robostack.policies.onnx_policy import OnnxPolicy
     from robostack.sim.engines import make_env
     from robostack.sim.episode import action_at
 
-    policy = OnnxPolicy(PICK_PLACE_DIFFUSION, seed=0)
+    policy = OnnxPolicy(root, seed=0)
     env = make_env("mujoco", "pick_place", cameras=policy.camera_requests(), control_hz=policy.spec.fps)
     lo = np.asarray(policy.spec.action_normalization.params["min"])
     hi = np.asarray(policy.spec.action_normalization.params["max"])
@@ -79,12 +84,13 @@ def test_committed_package_acts_on_real_twin_observations_at_episode_start():
         env.close()
 
 
-def test_committed_package_reads_the_instruction():
+@PACKAGES
+def test_committed_package_reads_the_instruction(root, kind):
     from robostack.policies.onnx_policy import OnnxPolicy
     from robostack.policies.preprocessing import encoder_feed
     from robostack.sim.engines import make_env
 
-    policy = OnnxPolicy(PICK_PLACE_DIFFUSION)
+    policy = OnnxPolicy(root)
     env = make_env("mujoco", "pick_place", cameras=policy.camera_requests(), control_hz=policy.spec.fps)
     try:
         obs = env.reset(10001)
