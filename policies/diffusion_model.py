@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from robostack.policies import sampling
 from robostack.policies.layers import ImageEncoder, group_count, mlp_head, random_shift, sinusoidal_embedding
+from robostack.policies.layout_views import check_layout_fields
 from robostack.policies.model_inputs import ModelInputs
 from robostack.policies.streaming import StreamingSchedule
 
@@ -227,13 +228,7 @@ class DiffusionPolicyModel(nn.Module):
             }
         )
         self.frame_dim = len(inputs.cameras) * config.image_feature_dim + inputs.state_dim
-        if config.layout_condition and config.layout_targets < 1:
-            raise ValueError("layout_condition needs layout_targets > 0 (train with layout views)")
-        unknown = sorted(set(config.layout_condition_cameras) - set(inputs.cameras))
-        if unknown:
-            raise ValueError(f"layout_condition_cameras {unknown} are not camera inputs of the model ({list(inputs.cameras)})")
-        if config.layout_condition_cameras and not config.layout_condition:
-            raise ValueError("layout_condition_cameras selects the cameras kept beside the poses of layout_condition: set it too")
+        check_layout_fields(config.layout_targets, config.layout_condition, config.layout_condition_cameras, inputs.cameras)
         # The feature slices of _frame_features kept beside the poses, in input order.
         f = config.image_feature_dim
         self._kept_features = [slice(i * f, (i + 1) * f) for i, c in enumerate(inputs.cameras) if c in config.layout_condition_cameras]
@@ -270,8 +265,6 @@ class DiffusionPolicyModel(nn.Module):
             if not -inputs.action_dim <= config.keyframe_gripper_dim < inputs.action_dim:
                 raise ValueError(f"keyframe_gripper_dim {config.keyframe_gripper_dim} is outside the {inputs.action_dim} action dimensions")
             self.keyframe_head = mlp_head(self.cond_dim, config.aux_hidden, inputs.action_dim)
-        if config.layout_targets < 0:
-            raise ValueError(f"layout_targets must be >= 0, got {config.layout_targets}")
         self.layout_head = None
         if config.layout_targets:
             layout_in = self.frame_dim if config.layout_condition else self.cond_dim

@@ -137,3 +137,17 @@ class LayoutViews:
         out["instruction"] = [str(s) for s in self.instructions[rows]]
         out["targets"] = self.targets[rows]
         return out
+
+
+def check_layout_fields(targets: int, condition: bool, condition_cameras: tuple[str, ...], cameras: tuple[str, ...]) -> None:
+    """Refuse inconsistent layout fields of a model config (``layout_targets``,
+    ``layout_condition``, ``layout_condition_cameras``) for a model with these camera inputs."""
+    if targets < 0:
+        raise ValueError(f"layout_targets must be >= 0, got {targets}")
+    if condition and targets < 1:
+        raise ValueError("layout_condition needs layout_targets > 0 (train with layout views)")
+    unknown = sorted(set(condition_cameras) - set(cameras))
+    if unknown:
+        raise ValueError(f"layout_condition_cameras {unknown} are not camera inputs of the model ({list(cameras)})")
+    if condition_cameras and not condition:
+        raise ValueError("layout_condition_cameras selects the cameras kept beside the poses of layout_condition: set it too")

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from robostack.policies import sampling
 from robostack.policies.layers import TransformerBlock, group_count, mlp_head, random_shift, sinusoidal_embedding
+from robostack.policies.layout_views import check_layout_fields
 from robostack.policies.model_inputs import ModelInputs
 
 
@@ -119,7 +120,7 @@ class VlaPolicyModel(nn.Module):
         self.expert = nn.ModuleList([TransformerBlock(d, config.heads, cross=True) for _ in range(config.expert_layers)])
         self.action_norm = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, inputs.action_dim)
-        self._check_layout_config(config)
+        check_layout_fields(config.layout_targets, config.layout_condition, config.layout_condition_cameras, inputs.cameras)
         self.layout_head = None
         self._kept_cameras = [k for k, cam in enumerate(inputs.cameras) if cam in config.layout_condition_cameras]
         if config.layout_targets:
@@ -129,17 +130,6 @@ class VlaPolicyModel(nn.Module):
             self.localizer = nn.ModuleList([TransformerBlock(d, config.heads) for _ in range(config.prefix_layers)])
             self.localizer_norm = nn.LayerNorm(d)
             self.pose_token = nn.Linear(config.layout_targets, d)
-
-    def _check_layout_config(self, config: VlaConfig) -> None:
-        if config.layout_targets < 0:
-            raise ValueError(f"layout_targets must be >= 0, got {config.layout_targets}")
-        if config.layout_condition and config.layout_targets < 1:
-            raise ValueError("layout_condition needs layout_targets > 0 (train with layout views)")
-        unknown = sorted(set(config.layout_condition_cameras) - set(self.inputs.cameras))
-        if unknown:
-            raise ValueError(f"layout_condition_cameras {unknown} are not camera inputs of the model ({list(self.inputs.cameras)})")
-        if config.layout_condition_cameras and not config.layout_condition:
-            raise ValueError("layout_condition_cameras selects the cameras kept beside the poses of layout_condition: set it too")
 
     @property
     def embedding_dim(self) -> int:
