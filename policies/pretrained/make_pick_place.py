@@ -10,7 +10,8 @@
 
 The shipped diffusion package (87/100 held-out) is ``--steps 18000 --layout-views 5000
 --layout-targets 'instructed0.x,instructed0.y,bin.x,bin.y' --layout-condition
---layout-condition-cameras wrist`` (docs/policies.md).
+--layout-condition-cameras wrist`` (docs/policies.md); the shipped VLA package (90/100) is
+``--policy vla --steps 13000`` with the same layout options.
 
 Four stages, each kept in ``DIR`` so an interrupted run picks up where it stopped:
 
