@@ -84,9 +84,10 @@ class TrainConfig:
     max_episodes: int | None = None
     layout_views: str | None = None
     """A views file (:mod:`robostack.policies.layout_views`, e.g. from ``sim.layout_rendering``):
-    each step also trains the policy's encoders (diffusion) or a query token (vla) to predict the
-    object poses of ``layout_batch`` rendered layouts, ``layout_weight`` times that MSE added to the loss; the
-    last 10 % of the views are held out (``val_layout_mse``)."""
+    each step also trains the policy (the diffusion policy's encoders; the VLA's query token,
+    with ``layout_condition`` its localizer) to predict the object poses of ``layout_batch``
+    rendered layouts, ``layout_weight`` times that MSE added to the loss; the last 10 % of the
+    views are held out (``val_layout_mse``)."""
     layout_batch: int = 32
     layout_weight: float = 1.0
     layout_target_names: tuple[str, ...] | None = None

@@ -1,6 +1,6 @@
 """The policy packages committed under ``policies/pretrained`` (diffusion and VLA-style) load,
-validate and act on real twin observations (its success rate is the evaluation's job, recorded in its
-provenance by the script that made it)."""
+validate and act on real twin observations (their success rates are the evaluation's job,
+recorded in each provenance by the script that made it)."""
 
 from __future__ import annotations
 
