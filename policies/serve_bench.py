@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the package's)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads on the server")
     parser.add_argument("--no-spin", action="store_true", help="onnxruntime threads sleep between calls")
+    parser.add_argument("--workers", type=int, default=2, help="compute threads on the server")
     parser.add_argument("--no-inline", action="store_true", help="the server hands a lone client's requests to its compute thread too")
     parser.add_argument("--batch-window-ms", type=float, default=2.0)
     parser.add_argument("--max-batch", type=int, default=32)
@@ -112,6 +113,7 @@ def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, A
         cmd += ["--steps", str(args.steps)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    cmd += ["--workers", str(args.workers)]
     if args.no_spin:
         cmd.append("--no-spin")
     if args.no_inline:

@@ -23,8 +23,10 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve-secret", metavar="FILE", default=None, help="the server's CURVE secret key file (tcp)")
     p.add_argument("--authorized-keys", metavar="DIR", default=None, help="admit only clients whose public keys are here")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the package's)")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session (default: cores / workers)")
     p.add_argument("--no-spin", action="store_true", help="onnxruntime threads sleep between calls (for shared cores)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="compute threads running batches side by side; unless --threads is given, each gets its share of the cores")
     p.add_argument("--fp16", action="store_true", help="let TensorRT use half precision")
     p.add_argument("--batch-window-ms", type=float, default=2.0, help="how long a request may wait for concurrent ones")
     p.add_argument("--max-batch", type=int, default=32, help="samples per ONNX call")
@@ -53,6 +55,7 @@ def server_config(args: argparse.Namespace, bind: str | None = None):
         batch_window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
         max_obs_age_ms=args.max_obs_age_ms,
+        workers=args.workers,
         curve=curve,
         inline_lone_requests=not args.no_inline,
     )
@@ -77,7 +80,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     def ready(server) -> None:
-        report = {"ready": True, "endpoint": server.endpoint, **server.engine.describe(), "warmup_ms": server.warmup_ms}
+        c = server.config
+        report = {"ready": True, "endpoint": server.endpoint, **server.engine.describe(), "warmup_ms": server.warmup_ms,
+                  "server": {"workers": c.workers, "threads": server.engine.config.threads, "spin": c.engine.spin, "inline": c.inline_lone_requests}}
         if args.json:
             print(json.dumps(report), flush=True)
         else:

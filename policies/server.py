@@ -1,15 +1,17 @@
 """The policy server: a policy package behind a request/reply service (``docs/serving.md``).
 
-Two threads. The I/O thread owns the ROUTER socket: it takes requests off the wire (stamping when
-each arrived), answers ``stats``/``info``/``!ping`` at once, queues ``act`` requests and sends the
-replies the other threads hand back. The compute thread takes queued requests in batches — all
-that are waiting, plus those that arrive within ``batch_window_ms`` of the first while more
-clients are active than the batch holds — validates each against the package's ``policy.json``,
-and samples the whole batch with one encoder call and one step call per denoising step. A
-``load`` request builds and warms the new package on a loader thread, then queues a swap: requests
-queued before it finish on the old package, those after it run on the new one; no connection is
-touched. A lone client's request (nothing queued or running, no other active client) runs on the
-I/O thread itself, which saves the two thread hand-offs (``ServerConfig.inline_lone_requests``).
+An I/O thread and ``ServerConfig.workers`` compute threads. The I/O thread owns the ROUTER socket:
+it takes requests off the wire (stamping when each arrived), answers ``stats``/``info``/``!ping``
+at once, queues ``act`` requests and sends the replies the other threads hand back. A compute
+thread takes queued requests in batches — all that are waiting, plus those that arrive within
+``batch_window_ms`` of the first while more clients may still send — validates each against the
+package's ``policy.json``, and samples the whole batch with one encoder call and one step call per
+denoising step. With several workers, one gathers a batch while the others compute theirs (a
+streaming session's calls never run at the same time). A ``load`` request builds and warms the
+new package on a loader thread, then queues a swap: requests queued before it finish on the old
+package, those after it run on the new one; no connection is touched. A lone client's request
+(nothing queued or running, no other active client) runs on the I/O thread itself, which saves
+the two thread hand-offs (``ServerConfig.inline_lone_requests``).
 
 Errors are replies (``!error`` with ``error``/``detail``), never a crash of the server.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field, replace
@@ -49,7 +52,8 @@ class ServerConfig:
     active clients; ``max_batch``: samples per ONNX call (a larger single request runs alone);
     ``max_obs_age_ms``: refuse observations whose capture stamp is older (same-host clocks
     only; None disables); ``max_queue``: act requests waiting beyond this are refused
-    (``overloaded``)."""
+    (``overloaded``); ``workers``: compute threads running batches side by side on the shared
+    sessions (unless ``engine.threads`` is set, each gets ``cores // workers`` intra-op threads)."""
 
     package: str
     bind: str = "tcp://127.0.0.1:5555"
@@ -60,6 +64,7 @@ class ServerConfig:
     max_queue: int = 1024
     seed: int | None = None
     curve: CurveConfig | None = None
+    workers: int = 1
     inline_lone_requests: bool = True
     """Run an act request on the I/O thread itself when it is the only work and its client the
     only active one: no hand-off to the compute thread and back (two thread wake-ups, a large
@@ -73,9 +78,11 @@ class _Swap:
 
 
 class _Stats:
-    """Counters and latency windows, written by the compute thread, read by the I/O thread."""
+    """Counters and latency windows, written by the compute threads under ``lock``, read by the
+    I/O thread."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.started_ns = now_ns()
         self.act_requests = 0
         self.chunks = 0
@@ -84,6 +91,7 @@ class _Stats:
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         self.multi_request_batches = 0
         self.inline_batches = 0  # lone requests run on the I/O thread
+        self.max_concurrent_batches = 0  # most batches computing at once (workers and inline)
         self.swaps = 0
         self.stream_calls: collections.Counter[str] = collections.Counter()  # by how the buffer went on
         self.windows = {k: Window(4000) for k in ("queue_ms", "encode_ms", "sample_ms", "total_ms")}
@@ -92,6 +100,10 @@ class _Stats:
         def clean(summary: dict[str, float]) -> dict[str, float | None]:
             return {k: (None if v != v else round(v, 4)) for k, v in summary.items()}  # NaN is not JSON
 
+        with self.lock:
+            return self._as_dict(clean)
+
+    def _as_dict(self, clean: Any) -> dict[str, Any]:
         return {
             "uptime_s": round((now_ns() - self.started_ns) / 1e9, 3),
             "act_requests": self.act_requests,
@@ -100,6 +112,7 @@ class _Stats:
             "batches": self.batches,
             "multi_request_batches": self.multi_request_batches,
             "inline_batches": self.inline_batches,
+            "max_concurrent_batches": self.max_concurrent_batches,
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
             "swaps": self.swaps,
             "stream_calls": dict(self.stream_calls),
@@ -116,6 +129,8 @@ class PolicyServer:
             raise ValueError(f"max_batch must be >= 1, got {config.max_batch}")
         if config.batch_window_ms < 0:
             raise ValueError(f"batch_window_ms must be >= 0, got {config.batch_window_ms}")
+        if config.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {config.workers}")
         self.config = config
         self.engine: ServingEngine | None = None
         self.endpoint: str | None = None
@@ -132,9 +147,16 @@ class PolicyServer:
         self._clients: dict[bytes, int] = {}
         self._active_clients = 0
         self._loading = threading.Lock()
-        self._computing = threading.Lock()  # held while a batch runs or a swap is applied, on either thread
+        # Under _work_ready: the batches computing now (on workers or inline), their requests
+        # (clients that cannot send again before their reply), the streaming sessions in them.
+        self._running = 0
+        self._running_requests = 0
+        self._busy_sessions: set[tuple[bytes, str]] = set()
+        self._swap_pending = False  # a swap waits for the running batches; nothing new starts
+        self._gathering = threading.Lock()  # one worker gathers a batch at a time
         self._io_thread_id: int | None = None
         self._failure_scorers: weakref.WeakKeyDictionary[ServingEngine, Any] = weakref.WeakKeyDictionary()
+        self._scorers_lock = threading.Lock()
         self._streams = StreamSessions()  # streaming packages: a rolling buffer per (client, session)
         self.failure: BaseException | None = None
 
@@ -150,9 +172,10 @@ class PolicyServer:
         self._wake_pull.bind(self._wake_addr)
         self._wake_push = ctx.socket(zmq.PUSH)
         self._wake_push.connect(self._wake_addr)
-        self._threads = [
-            threading.Thread(target=self._guard, args=(self._io_loop,), name="policy-server-io", daemon=True),
-            threading.Thread(target=self._guard, args=(self._compute_loop,), name="policy-server-compute", daemon=True),
+        self._threads = [threading.Thread(target=self._guard, args=(self._io_loop,), name="policy-server-io", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._guard, args=(self._compute_loop,), name=f"policy-server-compute-{i}", daemon=True)
+            for i in range(self.config.workers)
         ]
         for t in self._threads:
             t.start()
@@ -161,7 +184,12 @@ class PolicyServer:
 
     def _engine_config(self, base: EngineConfig) -> EngineConfig:
         sizes = sorted({1, min(self.config.max_batch, 8), self.config.max_batch} | set(base.warmup_batches))
-        return replace(base, warmup_batches=tuple(sizes))
+        threads = base.threads
+        if threads is None and self.config.workers > 1:
+            # onnxruntime's default (a thread per core) in every worker would oversubscribe the
+            # cores, and its spinning threads would steal them from each other.
+            threads = max(1, (os.cpu_count() or 1) // self.config.workers)
+        return replace(base, warmup_batches=tuple(sizes), threads=threads)
 
     def stop(self) -> None:
         """Stop the threads and close the socket (requests still queued get no reply)."""
@@ -185,7 +213,7 @@ class PolicyServer:
 
     @property
     def alive(self) -> bool:
-        """True while both threads run."""
+        """True while all its threads run."""
         return bool(self._threads) and all(t.is_alive() for t in self._threads) and self.failure is None
 
     def _guard(self, loop: Any) -> None:
@@ -206,6 +234,7 @@ class PolicyServer:
             active_clients=self._active_clients,
             batch_window_ms=self.config.batch_window_ms,
             max_batch=self.config.max_batch,
+            workers=self.config.workers,
             service={"requests": self._service.stats.requests, "pings": self._service.stats.pings,
                      "malformed": dict(self._service.stats.malformed)} if self.endpoint else {},
         )
@@ -265,7 +294,8 @@ class PolicyServer:
         if topic == proto.ACT:
             self._note_client(request)
             if len(self._work) >= self.config.max_queue:
-                self._stats.errors["overloaded"] += 1
+                with self._stats.lock:
+                    self._stats.errors["overloaded"] += 1
                 self._service.reply_error(request, "overloaded", f"{len(self._work)} requests already queued (max_queue {self.config.max_queue})")
                 return
             if self._run_inline(request):
@@ -280,21 +310,25 @@ class PolicyServer:
         elif topic == proto.LOAD:
             self._start_load(request)
         else:
-            self._stats.errors["unknown_topic"] += 1
+            with self._stats.lock:
+                self._stats.errors["unknown_topic"] += 1
             self._service.reply_error(request, "unknown_topic", f"topic {topic!r}; this server answers {[proto.ACT, proto.INFO, proto.STATS, proto.LOAD, '!ping']}")
 
     def _run_inline(self, request: Request) -> bool:
         """Run a lone client's request here on the I/O thread; False when it must be queued
-        (other work waiting or running, or other clients that may batch with it)."""
-        if not self.config.inline_lone_requests or self._work or self._active_clients > 1:
+        (other work waiting or running, a swap pending, or other clients that may batch with it)."""
+        if not self.config.inline_lone_requests or self._active_clients > 1:
             return False
-        if not self._computing.acquire(blocking=False):
-            return False
+        with self._work_ready:
+            if self._work or self._running or self._swap_pending:
+                return False
+            self._claim([request])
         try:
-            self._stats.inline_batches += 1
+            with self._stats.lock:
+                self._stats.inline_batches += 1
             self._run_batch([request])
         finally:
-            self._computing.release()
+            self._release([request])
         self._flush_outbox()  # before the next request received with it runs
         return True
 
@@ -326,7 +360,8 @@ class PolicyServer:
             engine = ServingEngine(Path(path), self._engine_config(base))
             engine.warm_up()
         except Exception as exc:  # any load problem is the client's answer; the old package keeps serving
-            self._stats.errors["load_failed"] += 1
+            with self._stats.lock:
+                self._stats.errors["load_failed"] += 1
             self._loading.release()  # before the reply, so the client may load again at once
             self._post(request, ("load_failed", f"{path}: {exc}"))
             return
@@ -337,48 +372,103 @@ class PolicyServer:
     # -- compute thread ------------------------------------------------------------------------
     def _compute_loop(self) -> None:
         while not self._stop.is_set():
-            batch, swap = self._next_batch()
-            with self._computing:
-                if batch:
+            with self._gathering:
+                batch = self._next_batch()
+            if batch:
+                try:
                     self._run_batch(batch)
-                if swap is not None:
-                    self._streams.clear()  # buffers of the old package mean nothing to the new one
-                    self.engine = swap.engine
-                    self._stats.swaps += 1
-                    self._loading.release()
-            if swap is not None:
-                self._post(swap.request, messages.make(proto.LOAD, meta={"loaded": swap.engine.describe()}))
+                finally:
+                    self._release(batch)
 
-    def _next_batch(self) -> tuple[list[Request], _Swap | None]:
-        """Requests to run together, and a swap to do right after them."""
+    def _next_batch(self) -> list[Request]:
+        """Requests to run together, claimed (empty on stop). A swap at the head of the queue is
+        applied first, once the batches before it are done. One worker at a time calls this."""
         with self._work_ready:
-            while not self._work and not self._stop.is_set():
-                self._work_ready.wait(0.1)
-            if self._stop.is_set():
-                return [], None
-            first = self._work.popleft()
-            if isinstance(first, _Swap):
-                return [], first
-            batch, samples = [first], _samples_of(first)
-            deadline = first.received_ns + int(self.config.batch_window_ms * 1e6)
-            while samples < self.config.max_batch:
-                if not self._work:
-                    # Only wait while other active clients may still send: a lone client never pays the window.
+            while not self._stop.is_set():
+                if self._work and isinstance(self._work[0], _Swap):
+                    self._apply_swap(self._work.popleft())  # type: ignore[arg-type]
+                    continue
+                first = self._take([], self.config.max_batch)
+                if first is None:
+                    self._work_ready.wait(0.1)
+                    continue
+                batch, samples = [first], _samples_of(first)
+                target = self._batch_target()
+                deadline = first.received_ns + int(self.config.batch_window_ms * 1e6)
+                while samples < self.config.max_batch and len(batch) < target:
+                    nxt = self._take(batch, self.config.max_batch - samples)
+                    if nxt is not None:
+                        batch.append(nxt)
+                        samples += _samples_of(nxt)
+                        continue
+                    # Queued requests that cannot join (too large, behind a swap, of a busy
+                    # session) end the batch; otherwise wait out the window for the target.
                     left = (deadline - now_ns()) / 1e9
-                    if len(batch) >= self._active_clients or left <= 0:
+                    if self._work or left <= 0 or self._stop.is_set():
                         break
                     self._work_ready.wait(left)
-                    if not self._work:
-                        break
-                nxt = self._work[0]
-                if isinstance(nxt, _Swap):
-                    self._work.popleft()
-                    return batch, nxt
-                if samples + _samples_of(nxt) > self.config.max_batch:
-                    break
-                batch.append(self._work.popleft())  # type: ignore[arg-type]
-                samples += _samples_of(nxt)
-            return batch, None
+                self._claim(batch)
+                return batch
+            return []
+
+    def _batch_target(self) -> int:
+        """How many requests the batch being gathered waits for: the requests that may come now
+        (queued, or from active clients not waiting on a running batch: a lone client never
+        pays the window) shared among the idle workers, so that several workers compute
+        batches side by side instead of one worker taking everything (caller holds
+        ``_work_ready``; the first request is already taken)."""
+        expected = max(1 + len(self._work), self._active_clients - self._running_requests)
+        idle = max(1, self.config.workers - self._running)
+        return -(-expected // idle)
+
+    def _take(self, batch: list[Request], room: int) -> Request | None:
+        """Remove and return the first queued request that may join ``batch`` (None if there is
+        none before the next swap). In order, except that a streaming session's request waits
+        while a call of the same session runs; a request larger than ``room`` ends the batch
+        (one larger than ``max_batch`` runs alone)."""
+        streaming = self.engine is not None and self.engine.stream is not None
+        taken = {_session_key(r) for r in batch} if streaming else set()
+        for i, item in enumerate(self._work):
+            if isinstance(item, _Swap):
+                return None
+            if streaming:
+                key = _session_key(item)
+                if key in self._busy_sessions or key in taken:
+                    continue
+            if batch and _samples_of(item) > room:
+                return None
+            del self._work[i]
+            return item
+        return None
+
+    def _claim(self, batch: list[Request]) -> None:
+        """Count ``batch`` as running (caller holds ``_work_ready``)."""
+        self._running += 1
+        self._running_requests += len(batch)
+        with self._stats.lock:
+            self._stats.max_concurrent_batches = max(self._stats.max_concurrent_batches, self._running)
+        if self.engine is not None and self.engine.stream is not None:
+            self._busy_sessions.update(_session_key(r) for r in batch)
+
+    def _release(self, batch: list[Request]) -> None:
+        with self._work_ready:
+            self._running -= 1
+            self._running_requests -= len(batch)
+            self._busy_sessions.difference_update(_session_key(r) for r in batch)
+            self._work_ready.notify_all()
+
+    def _apply_swap(self, swap: _Swap) -> None:
+        """Switch to the swap's engine once no batch runs (caller holds ``_work_ready``)."""
+        self._swap_pending = True
+        while self._running and not self._stop.is_set():
+            self._work_ready.wait(0.1)
+        self._streams.clear()  # buffers of the old package mean nothing to the new one
+        self.engine = swap.engine
+        self._swap_pending = False
+        with self._stats.lock:
+            self._stats.swaps += 1
+        self._loading.release()
+        self._post(swap.request, messages.make(proto.LOAD, meta={"loaded": swap.engine.describe()}))
 
     def _run_batch(self, batch: list[Request]) -> None:
         engine = self.engine
@@ -388,17 +478,10 @@ class PolicyServer:
         feeds, noises, prefixes = [], [], []
         streams: list[StreamState] = []
         rngs: list[np.random.Generator] = []
-        deferred: list[Request] = []
-        sessions_in_batch: set[tuple[bytes, str]] = set()
         H, A = engine.spec.action_horizon, engine.spec.action_dim
+        with self._stats.lock:
+            self._stats.act_requests += len(batch)
         for request in batch:
-            if engine.stream is not None:
-                key = (request.client, repr(request.message.meta.get("session", "")))
-                if key in sessions_in_batch:  # a session's calls run one after the other
-                    deferred.append(request)
-                    continue
-                sessions_in_batch.add(key)
-            self._stats.act_requests += 1
             msg = request.message
             try:
                 act = proto.parse_act_request(
@@ -415,7 +498,8 @@ class PolicyServer:
             if engine.stream is not None:
                 state = self._streams.get((request.client, act.session))
                 restart = engine.stream.prepare(state, act.stamp_ns, engine.dt_ns, act.num_samples, act.reset)
-                self._stats.stream_calls[restart or "continued"] += 1
+                with self._stats.lock:
+                    self._stats.stream_calls[restart or "continued"] += 1
                 streams.append(state)
                 rngs.append(rng)
             else:
@@ -423,10 +507,6 @@ class PolicyServer:
             feeds.append(feed)
             prefixes.append(act.prefix)
             accepted.append((request, act))
-        if deferred:
-            with self._work_ready:
-                self._work.extendleft(reversed(deferred))
-                self._work_ready.notify()
         if not accepted:
             return
         try:
@@ -441,10 +521,10 @@ class PolicyServer:
             for request, _ in accepted:
                 self._reply_error(request, "internal", f"sampling failed: {type(exc).__name__}: {exc}")
             return
-        self._stats.batches += 1
-        self._stats.batch_sizes[len(accepted)] += 1
-        if len(accepted) > 1:
-            self._stats.multi_request_batches += 1
+        with self._stats.lock:
+            self._stats.batches += 1
+            self._stats.batch_sizes[len(accepted)] += 1
+            self._stats.multi_request_batches += len(accepted) > 1
         t_done = now_ns()
         total_samples = int(sum(act.num_samples for _, act in accepted))
         for (request, act), result in zip(accepted, results):
@@ -454,8 +534,10 @@ class PolicyServer:
                 "sample_ms": round(timing.sample_ms, 4),
                 "total_ms": round((t_done - request.received_ns) / 1e6, 4),
             }
-            for key, value in timing_meta.items():
-                self._stats.windows[key].add(value)
+            with self._stats.lock:
+                for key, value in timing_meta.items():
+                    self._stats.windows[key].add(value)
+                self._stats.chunks += 1
             chunk = ActionChunk(
                 actions=result.actions[0],
                 start_ns=act.stamp_ns,
@@ -479,29 +561,20 @@ class PolicyServer:
                     meta["failure"] = scores
             if result.embedding is not None:
                 arrays["embedding"] = np.asarray(result.embedding, dtype=np.float32)
-            self._stats.chunks += 1
             self._post(request, messages.make(proto.CHUNK, arrays, stamp_ns=act.stamp_ns, meta=meta))
 
     def _reply_error(self, request: Request, kind: str, detail: str) -> None:
-        self._stats.errors[kind] += 1
+        with self._stats.lock:
+            self._stats.errors[kind] += 1
         self._post(request, (kind, detail))
 
     def _failure_scores(self, engine: ServingEngine, result: Any) -> dict[str, Any] | None:
         """Raw per-step failure scores (``rnd``, ``ace``) of one request's B samples when the
         package has a failure-prediction fit (docs/failure-prediction.md); None otherwise."""
-        if engine not in self._failure_scorers:
-            from robostack.policies.failure.config import FailureConfigError, read_block
-            from robostack.policies.failure.scorer import FailureScorer
-
-            scorer = None
-            block = read_block(engine.spec)
-            if block is not None and block.ace is not None:
-                try:
-                    scorer = FailureScorer.from_package(engine.package)
-                except (FailureConfigError, ValueError) as exc:  # e.g. an FK projection: no robot model here
-                    log.warning("failure scores disabled for %s: %s", engine.spec.name, exc)
-            self._failure_scorers[engine] = scorer
-        scorer = self._failure_scorers[engine]
+        with self._scorers_lock:
+            if engine not in self._failure_scorers:
+                self._failure_scorers[engine] = _failure_scorer(engine)
+            scorer = self._failure_scorers[engine]
         if scorer is None:
             return None
         t0 = now_ns()
@@ -510,7 +583,28 @@ class PolicyServer:
         return {"rnd": rnd, "ace": ace, "ms": round((now_ns() - t0) / 1e6, 4)}
 
 
+def _failure_scorer(engine: ServingEngine) -> Any:
+    """The package's failure scorer, or None without a failure-prediction fit (or with one this
+    server cannot score: an FK projection needs a robot model)."""
+    from robostack.policies.failure.config import FailureConfigError, read_block
+    from robostack.policies.failure.scorer import FailureScorer
+
+    block = read_block(engine.spec)
+    if block is None or block.ace is None:
+        return None
+    try:
+        return FailureScorer.from_package(engine.package)
+    except (FailureConfigError, ValueError) as exc:
+        log.warning("failure scores disabled for %s: %s", engine.spec.name, exc)
+        return None
+
+
 _ids = itertools.count()
+
+
+def _session_key(request: Request) -> tuple[bytes, str]:
+    """A streaming session as the queue sees it: the client and its raw ``session`` meta."""
+    return request.client, repr(request.message.meta.get("session", ""))
 
 
 def _samples_of(request: Request) -> int:

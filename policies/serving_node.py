@@ -15,6 +15,7 @@ class PolicyServerParams:
     providers: str = "cpu"
     steps: int | None = None
     threads: int | None = None
+    workers: int = 1
     fp16: bool = False
     batch_window_ms: float = 2.0
     max_batch: int = 32
@@ -45,6 +46,7 @@ class PolicyServerNode(Node):
             batch_window_ms=p.batch_window_ms,
             max_batch=p.max_batch,
             max_obs_age_ms=p.max_obs_age_ms,
+            workers=p.workers,
             curve=curve,
         )
         self.server = PolicyServer(config).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -89,7 +90,9 @@ def test_served_policy_keeps_the_history_and_matches_onnx_policy(server, foreign
         assert served.last_embedding is not None and served.last_round_trip_ms > 0
 
 
-def test_many_clients_get_their_own_chunks_and_requests_are_batched(server, foreign):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_many_clients_get_their_own_chunks_and_requests_are_batched(foreign, workers):
+    server = PolicyServer(ServerConfig(str(foreign), bind="tcp://127.0.0.1:*", batch_window_ms=20, workers=workers)).start()
     local = OnnxPolicy(foreign)
     n = 6
     rng = np.random.default_rng(2)
@@ -119,8 +122,44 @@ def test_many_clients_get_their_own_chunks_and_requests_are_batched(server, fore
     assert stats["multi_request_batches"] > 0
     assert stats["batches"] < stats["act_requests"]
     assert max(r.meta["batch"]["requests"] for rs in replies.values() for r in rs) > 1
+    assert stats["workers"] == workers and 1 <= stats["max_concurrent_batches"] <= workers
     for c in clients:
         c.close()
+    server.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_workers_compute_two_batches_at_the_same_time_and_one_worker_never_does(foreign, workers):
+    # Each batch waits inside sampling until a second batch is sampling too: with two workers both
+    # get there; with one, the first waits alone until the barrier gives up.
+    config = ServerConfig(str(foreign), bind="tcp://127.0.0.1:*", max_batch=1, workers=workers, inline_lone_requests=False)
+    with PolicyServer(config) as srv:
+        assert srv.engine is not None
+        if workers > 1:  # the cores are shared among the workers: one intra-op thread each here
+            assert srv.engine.config.threads == max(1, (os.cpu_count() or 1) // workers)
+        barrier = threading.Barrier(2, timeout=1.5)
+        met: list[bool] = []
+        sample = srv.engine.sample
+
+        def meeting_sample(*args, **kwargs):
+            try:
+                barrier.wait()
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+            return sample(*args, **kwargs)
+
+        srv.engine.sample = meeting_sample  # type: ignore[method-assign]
+        local = OnnxPolicy(foreign)
+        obs = _obs(np.random.default_rng(9))
+        clients = [ServiceClient(srv.endpoint) for _ in range(2)]
+        ids = [c.send(messages.make("act", obs, meta={"seed": 20 + i})) for i, c in enumerate(clients)]
+        for i, (c, rid) in enumerate(zip(clients, ids)):
+            reply = c.wait_for(rid, 10)
+            np.testing.assert_allclose(reply["actions"], _expected(local, [obs] * 2, 20 + i)[0], atol=1e-5)
+            c.close()
+        assert met == ([True, True] if workers == 2 else [False, False])
+        assert srv.stats()["max_concurrent_batches"] == workers
 
 
 @pytest.mark.parametrize("inline", [True, False])
@@ -252,9 +291,10 @@ def _edited_package(root: Path, name: str, action_max: list) -> Path:
     return root
 
 
-def test_hot_swap_under_load_keeps_every_client_and_switches_between_batches(tmp_path, foreign):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_hot_swap_under_load_keeps_every_client_and_switches_between_batches(tmp_path, foreign, workers):
     new = _edited_package(tmp_path / "v2", "foreign-v2", [3, 9])
-    with PolicyServer(ServerConfig(str(foreign), bind="tcp://127.0.0.1:*")) as srv:
+    with PolicyServer(ServerConfig(str(foreign), bind="tcp://127.0.0.1:*", workers=workers)) as srv:
         stop = threading.Event()
         names: dict[int, list[str]] = {i: [] for i in range(4)}
         failures: list[BaseException] = []
@@ -330,6 +370,10 @@ def test_serve_cli_registers_its_options_and_checks_them():
     args = parser.parse_args(["serve", "pkg", "--providers", "tensorrt,cuda,cpu", "--bind", "tcp://0.0.0.0:6000", "--max-batch", "16"])
     config = serve_cli.server_config(args)
     assert config.engine.providers == ("tensorrt", "cuda", "cpu") and config.bind == "tcp://0.0.0.0:6000" and config.max_batch == 16
+    assert config.workers == 2 and config.engine.threads is None  # threads: the cores shared among the workers
+    assert serve_cli.server_config(parser.parse_args(["serve", "pkg", "--workers", "1", "--threads", "2"])).workers == 1
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        PolicyServer(serve_cli.server_config(parser.parse_args(["serve", "pkg", "--workers", "0"])))
     assert args.func(parser.parse_args(["serve", "pkg", "--providers", "tpu"])) == 2
     with pytest.raises(ValueError, match="--authorized-keys needs --curve-secret"):
         serve_cli.server_config(parser.parse_args(["serve", "pkg", "--authorized-keys", "keys"]))

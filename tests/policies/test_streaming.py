@@ -276,7 +276,8 @@ def test_server_sessions_give_the_chunks_of_the_in_process_policy_and_restart_on
         client.close()
 
 
-def test_requests_of_one_session_in_one_batch_run_one_after_the_other(streaming):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_requests_of_one_session_run_one_after_the_other_also_with_two_workers(streaming, workers):
     from robostack import messages
     from robostack.policies.onnx_policy import OnnxPolicy
     from robostack.policies.server import PolicyServer, ServerConfig
@@ -287,7 +288,7 @@ def test_requests_of_one_session_in_one_batch_run_one_after_the_other(streaming)
     rng = np.random.default_rng(3)
     obs = [_obs(rng) for _ in range(3)]
     period = 2 * local.dt_ns
-    with PolicyServer(ServerConfig(str(package.root), bind="tcp://127.0.0.1:*", batch_window_ms=50)) as server:
+    with PolicyServer(ServerConfig(str(package.root), bind="tcp://127.0.0.1:*", batch_window_ms=50, workers=workers)) as server:
         client = ServiceClient(server.endpoint)
         ids = [client.send(messages.make("act", {"image/front": o["image/front"], "state": o["state"]}, stamp_ns=k * period, meta={"seed": k}))
                for k, o in enumerate(obs)]  # sent together: they queue as one batch
