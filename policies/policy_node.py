@@ -68,6 +68,7 @@ class PolicyClientParams:
     latency_ms: float | None = None  # planning latency (None: the shadow executor's measurement)
     prefix: bool = False  # send the frozen prefix with every request (prefix-conditioned sampling)
     failure_package: str = ""  # the package on this host, for failure prediction (its RND graph, calibration)
+    failure_method: str = "fiper"  # the rule whose first alarm latches (fiper, rnd_or_stac, rnd, ace, stac)
     num_samples: int | None = None  # chunks sampled per request (None: the calibrated B, else 1)
     sampling_seed: int | None = None  # reproducible noise: per episode, this + the episode's seed
     instruction: str = ""  # the task text when no episode topic gives one
@@ -336,7 +337,7 @@ class PolicyClientNode(Node):
             return
         from robostack.policies.failure.monitor import FailureMonitor
 
-        self.monitor = FailureMonitor.from_package(self.params.failure_package)
+        self.monitor = FailureMonitor.from_package(self.params.failure_package, alarm_method=self.params.failure_method)
         assert self.monitor.calibration is not None
         if self.params.num_samples is None:
             self.num_samples = self.monitor.calibration.num_samples

@@ -26,7 +26,7 @@ import numpy as np
 from robostack.sim.perturbation_suites import Suite, SuiteError, load_suite
 from robostack.sim.perturbations import NoPerturbation, Perturbation
 
-METHOD_LABELS = {"fiper": "FIPER (RND AND ACE)", "ace": "ACE only", "rnd": "RND only", "stac": "STAC"}
+METHOD_LABELS = {"fiper": "FIPER (RND AND ACE)", "ace": "ACE only", "rnd": "RND only", "stac": "STAC", "rnd_or_stac": "RND OR STAC (δ/2 each)"}
 DEFAULT_WINDOWS = (1, 2, 3, 4, 6, 8)
 
 
@@ -310,9 +310,9 @@ def _outcomes(records: list[EpisodeRecord], thresholds: dict[str, float], window
 
 
 def _available_methods(thresholds: dict[str, float]) -> list[str]:
-    from robostack.policies.failure.config import METHODS
+    from robostack.policies.failure.config import METHODS, method_thresholds
 
-    return [m for m, names in METHODS.items() if all(n in thresholds for n in names)]
+    return [m for m in METHODS if method_thresholds(m, thresholds) is not None]
 
 
 def score_methods(records: list[EpisodeRecord], thresholds: dict[str, float], window: int, time_limit_s: float) -> dict[str, Any]:

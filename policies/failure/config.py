@@ -18,8 +18,48 @@ from robostack.policies.package import check_fields, positive_int
 BLOCK_VERSION = 1
 SCORES = ("rnd", "ace", "stac")
 """Raw per-step scores: RND-OE, action-chunk entropy, chunk consistency (STAC-style)."""
-METHODS: dict[str, tuple[str, ...]] = {"fiper": ("rnd", "ace"), "rnd": ("rnd",), "ace": ("ace",), "stac": ("stac",)}
-"""Alarm rules: a method alarms when every score it names is above its threshold (AND)."""
+
+
+@dataclass(frozen=True)
+class AlarmMethod:
+    """An alarm rule over windowed scores. ``all``: every score is above its threshold at level
+    δ (FIPER's AND; a success alarms with probability ≤ δ because each score alone does).
+    ``any``: one score above its threshold is enough; each threshold is then taken at level δ/k
+    for k scores, so that by the union bound a success still alarms with probability ≤ δ."""
+
+    scores: tuple[str, ...]
+    rule: str = "all"
+
+    def level(self, delta: float) -> float:
+        """The level each of this method's thresholds is taken at."""
+        return delta / len(self.scores) if self.rule == "any" else delta
+
+
+METHODS: dict[str, AlarmMethod] = {
+    "fiper": AlarmMethod(("rnd", "ace")),
+    "rnd": AlarmMethod(("rnd",)),
+    "ace": AlarmMethod(("ace",)),
+    "stac": AlarmMethod(("stac",)),
+    "rnd_or_stac": AlarmMethod(("rnd", "stac"), "any"),
+}
+"""The alarm rules the monitor and the benchmark evaluate. ``rnd_or_stac`` joins the embedding's
+novelty with chunk inconsistency: the two kinds of failure FIPER's AND misses when the policy
+fails confidently (docs/failure-prediction.md)."""
+
+
+def threshold_key(method: str, score: str) -> str:
+    """Where ``score``'s threshold for ``method`` is stored: the score's own name at level δ
+    (``all`` methods), ``"<method>.<score>"`` at level δ/k (``any`` methods)."""
+    return f"{method}.{score}" if METHODS[method].rule == "any" else score
+
+
+def method_thresholds(method: str, thresholds: Mapping[str, float]) -> dict[str, float] | None:
+    """``method``'s threshold per score from a calibration's ``thresholds``, or None when some
+    are missing (e.g. a calibration with too few successes for the δ/k level)."""
+    keys = {score: threshold_key(method, score) for score in METHODS[method].scores}
+    if not all(k in thresholds for k in keys.values()):
+        return None
+    return {score: float(thresholds[k]) for score, k in keys.items()}
 PROJECTIONS = ("pca", "fk")
 
 _BLOCK_FIELDS = {"version", "rnd", "ace", "fit", "calibration"}
@@ -106,7 +146,8 @@ class FailureCalibration:
     """Thresholds from ``robostack failure calibrate``: the conformal quantile at level ``1 − delta``
     of the per-rollout maximum of each score summed over ``window`` steps, over ``successes`` of
     ``rollouts`` twin rollouts (seeds ``seeds[0] … seeds[1]``), the policy sampling
-    ``num_samples`` chunks per step and executing ``execute_steps`` actions of one."""
+    ``num_samples`` chunks per step and executing ``execute_steps`` actions of one. An ``any``
+    method's scores have their own thresholds at level δ/k (:func:`threshold_key`)."""
 
     window: int
     delta: float
@@ -141,9 +182,11 @@ class FailureCalibration:
         thresholds = d["thresholds"]
         if not isinstance(thresholds, dict) or not thresholds:
             raise FailureConfigError(f"{where}.thresholds: expected an object of score -> threshold")
+        split_keys = {threshold_key(m, s) for m, spec in METHODS.items() if spec.rule == "any" for s in spec.scores}
         for name, value in thresholds.items():
-            if name not in SCORES:
-                raise FailureConfigError(f"{where}.thresholds: unknown score {name!r} (scores: {list(SCORES)})")
+            if name not in SCORES and name not in split_keys:
+                raise FailureConfigError(f"{where}.thresholds: unknown score {name!r} (scores: {list(SCORES)}, "
+                                         f"and per 'any' method: {sorted(split_keys)})")
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or not np.isfinite(value):
                 raise FailureConfigError(f"{where}.thresholds.{name}: expected a positive finite number, got {value!r}")
         successes = _pos_int(d["successes"], f"{where}.successes")

@@ -4,7 +4,8 @@ Each raw score is summed over the last ``window`` steps. A score's threshold is 
 quantile at level ``1 − δ`` of the per-rollout maximum windowed score over M successful
 calibration rollouts: the ``⌈(M+1)(1−δ)⌉``-th smallest. A test success exchangeable with the
 calibration rollouts then crosses it with probability at most δ. A method alarms at a step when
-every score it names exceeds its threshold there (FIPER: rnd AND ace).
+every score it names exceeds its threshold there (FIPER: rnd AND ace), or, for an ``any``
+method, when one does, its k thresholds taken at level δ/k.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from robostack.policies.failure.config import METHODS, SCORES
+from robostack.policies.failure.config import METHODS, SCORES, method_thresholds, threshold_key
 from robostack.policies.failure.trace import EpisodeTrace
 
 THRESHOLD_FLOOR = 1e-12
@@ -66,39 +67,44 @@ def conformal_quantile(values: Sequence[float] | np.ndarray, delta: float) -> fl
 def thresholds_from_traces(
     traces: Iterable[EpisodeTrace], window: int, delta: float, scores: Sequence[str] = SCORES
 ) -> tuple[dict[str, float], int]:
-    """Thresholds per score from the successful traces (others are ignored) and the conformal rank."""
+    """Thresholds per score from the successful traces (others are ignored) and the conformal
+    rank; also those of every ``any`` method over ``scores`` at level δ/k (left out when the
+    successes are too few for that level: the method is then unavailable)."""
     good = [t for t in traces if t.success is True and t.steps > 0]
     if not good:
         raise CalibrationError("no successful rollout with at least one step to calibrate on")
-    out = {}
+    maxima: dict[str, list[float]] = {}
     for name in scores:
-        maxima = [float(windowed(t.array(name), window).max()) for t in good]
-        if not np.all(np.isfinite(maxima)):
+        maxima[name] = [float(windowed(t.array(name), window).max()) for t in good]
+        if not np.all(np.isfinite(maxima[name])):
             raise CalibrationError(f"score {name!r} is missing (NaN) in some calibration rollouts; was the embedding available?")
-        out[name] = max(conformal_quantile(maxima, delta), THRESHOLD_FLOOR)
+    out = {name: max(conformal_quantile(maxima[name], delta), THRESHOLD_FLOOR) for name in scores}
+    for method, spec in METHODS.items():
+        level = spec.level(delta)
+        if spec.rule == "any" and all(s in scores for s in spec.scores) and conformal_rank(len(good), level) <= len(good):
+            for s in spec.scores:
+                out[threshold_key(method, s)] = max(conformal_quantile(maxima[s], level), THRESHOLD_FLOOR)
     return out, conformal_rank(len(good), delta)
 
 
 def normalized_scores(trace: EpisodeTrace, thresholds: Mapping[str, float], window: int) -> dict[str, np.ndarray]:
-    """Windowed score / threshold per step, for every score that has a threshold."""
+    """Windowed score / threshold per step, for every score that has a threshold of its own."""
     return {name: windowed(trace.array(name), window) / thresholds[name] for name in thresholds if name in trace.scores}
 
 
 def alarm_steps(trace: EpisodeTrace, thresholds: Mapping[str, float], window: int, method: str = "fiper") -> np.ndarray:
     """``(steps,)`` bool: where ``method`` alarms (all of its scores' windowed values above their
-    thresholds). Pass a :class:`~robostack.policies.failure.config.FailureCalibration`'s
-    ``thresholds`` and ``window``, or ones from :func:`thresholds_from_traces`."""
+    thresholds, or one of them for an ``any`` method). Pass a
+    :class:`~robostack.policies.failure.config.FailureCalibration`'s ``thresholds`` and
+    ``window``, or ones from :func:`thresholds_from_traces`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {sorted(METHODS)}")
-    names = METHODS[method]
-    missing = [n for n in names if n not in thresholds]
-    if missing:
+    own = method_thresholds(method, thresholds)
+    if own is None:
+        missing = [threshold_key(method, s) for s in METHODS[method].scores if threshold_key(method, s) not in thresholds]
         raise ValueError(f"no threshold for {missing} (thresholds for {sorted(thresholds)})")
-    norm = normalized_scores(trace, {n: thresholds[n] for n in names}, window)
-    out = np.ones(trace.steps, dtype=bool)
-    for name in names:
-        out &= norm[name] > 1.0
-    return out
+    above = [v > 1.0 for v in normalized_scores(trace, own, window).values()]
+    return np.logical_or.reduce(above) if METHODS[method].rule == "any" else np.logical_and.reduce(above)
 
 
 def first_alarm(trace: EpisodeTrace, thresholds: Mapping[str, float], window: int, method: str = "fiper") -> int | None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from robostack import messages
 from robostack.policies.failure.ace import ForwardKinematics
-from robostack.policies.failure.config import METHODS, SCORES, FailureCalibration, FailureConfigError, read_block
+from robostack.policies.failure.config import METHODS, SCORES, FailureCalibration, FailureConfigError, method_thresholds, read_block
 from robostack.policies.failure.conformal import windowed
 from robostack.policies.failure.scorer import FailureScorer
 from robostack.policies.failure.trace import EpisodeTrace
@@ -36,7 +36,7 @@ ALARM_TOPIC = "alarm"
 @dataclass(frozen=True)
 class MonitorStep:
     """One step's scores. ``normalized`` and ``alarms`` are empty without a calibration;
-    ``alarms[method]`` is this step's rule, ``alarm`` the latched FIPER alarm."""
+    ``alarms[method]`` is this step's rule, ``alarm`` the monitor's latched alarm."""
 
     step: int
     raw: Mapping[str, float]
@@ -57,23 +57,32 @@ class MonitorStep:
 
 class FailureMonitor:
     """Stateful per episode: windows each raw score over the calibration's ``window`` steps and
-    applies the thresholds. Without a calibration (``window`` from the argument, default 1) it
-    only records raw scores."""
+    applies the thresholds; ``alarm_method`` (default FIPER) is the rule whose first alarm
+    latches. Without a calibration (``window`` from the argument, default 1) it only records raw
+    scores."""
 
-    def __init__(self, scorer: FailureScorer, calibration: FailureCalibration | None = None, window: int | None = None) -> None:
+    def __init__(self, scorer: FailureScorer, calibration: FailureCalibration | None = None, window: int | None = None,
+                 alarm_method: str = "fiper") -> None:
+        if alarm_method not in METHODS:
+            raise ValueError(f"unknown alarm method {alarm_method!r}; use one of {sorted(METHODS)}")
+        if calibration is not None and method_thresholds(alarm_method, calibration.thresholds) is None:
+            raise FailureConfigError(f"the calibration has no thresholds for alarm method {alarm_method!r} "
+                                     f"(it has {sorted(calibration.thresholds)}); recalibrate with this version")
         self.scorer = scorer
         self.calibration = calibration
         self.window = window or (calibration.window if calibration is not None else 1)
+        self.alarm_method = alarm_method
         self.reset()
 
     @classmethod
-    def from_package(cls, package: PolicyPackage | str | Path, fk: ForwardKinematics | None = None, require_calibration: bool = True) -> "FailureMonitor":
+    def from_package(cls, package: PolicyPackage | str | Path, fk: ForwardKinematics | None = None, require_calibration: bool = True,
+                     alarm_method: str = "fiper") -> "FailureMonitor":
         pkg = package if isinstance(package, PolicyPackage) else load_package(package)
         block = read_block(pkg.spec)
         calibration = block.calibration if block is not None else None
         if require_calibration and calibration is None:
             raise FailureConfigError(f"{pkg.root}: failure prediction is not calibrated; run `robostack failure calibrate {pkg.root} ...` first")
-        return cls(FailureScorer.from_package(pkg, fk), calibration)
+        return cls(FailureScorer.from_package(pkg, fk), calibration, alarm_method=alarm_method)
 
     def reset(self, seed: int | None = None) -> None:
         """Start an episode: empty trace, no previous chunks, alarm cleared."""
@@ -97,8 +106,12 @@ class FailureMonitor:
         if self.calibration is not None:
             th = self.calibration.thresholds
             normalized = {name: win[name] / th[name] for name in SCORES if name in th}
-            alarms = {m: all(normalized.get(n, 0.0) > 1.0 for n in names) for m, names in METHODS.items() if all(n in th for n in names)}
-            if alarms.get("fiper") and not self.alarm:
+            for method, spec in METHODS.items():
+                own = method_thresholds(method, th)
+                if own is not None:
+                    above = [win[n] > own[n] for n in spec.scores]
+                    alarms[method] = any(above) if spec.rule == "any" else all(above)
+            if alarms.get(self.alarm_method) and not self.alarm:
                 self.alarm, self.first_alarm_step = True, k
         return MonitorStep(k, raw, win, normalized, alarms, self.alarm)
 

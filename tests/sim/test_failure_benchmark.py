@@ -68,7 +68,7 @@ def test_tuning_picks_the_window_that_separates_sustained_rises_from_single_spik
     assert three["lead_time_s_mean"] == pytest.approx(12.6)
     assert three["twa"] == pytest.approx(0.5 * (1 - 2.4 / 15 + 1))
     assert best["window"] == 3
-    assert set(rows[3]["methods"]) == {"fiper", "rnd", "ace", "stac"}
+    assert set(rows[3]["methods"]) == {"fiper", "rnd", "ace", "stac"}  # 20 successes: too few for rnd_or_stac's δ/2
 
 
 def test_calibration_traces_file_must_hold_the_packages_calibration_rollouts(tmp_path):

@@ -35,6 +35,16 @@ def test_shipped_tune_and_report_suites_are_disjoint_and_cover_every_family():
     assert {entry.perturbation.family for entry in report.entries} == set(FAMILIES)
 
 
+def test_report_b_runs_the_report_entries_on_seeds_report_and_tune_never_use():
+    tune, report, fresh = load_suite("tune"), load_suite("report"), load_suite("report_b")
+    assert fresh.purpose == "report"
+    assert [e.label() for e in fresh.entries] == [e.label() for e in report.entries]
+    assert [(e.group, e.episodes) for e in fresh.entries] == [(e.group, e.episodes) for e in report.entries]
+    fresh_seeds = {seed for _, seed in fresh.episodes()}
+    assert fresh_seeds.isdisjoint(seed for _, seed in report.episodes())
+    check_disjoint(tune, fresh)
+
+
 def test_episodes_per_entry_keeps_each_entry_a_prefix_of_its_seed_block():
     suite = parse_suite(suite_dict())
     assert [(e.label(), s) for e, s in suite.episodes()] == [("none", 500), ("none", 501), ("none", 502), ("mass@50", 510), ("mass@50", 511)]

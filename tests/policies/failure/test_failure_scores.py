@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from robostack.policies.failure.ace import ActionProjection, fit_pca_projection, grid_entropy, pca_basis
-from robostack.policies.failure.config import AceSpec, FailureCalibration
+from robostack.policies.failure.config import AceSpec, FailureCalibration, FailureConfigError
 from robostack.policies.failure.conformal import (
     CalibrationError,
     alarm_steps,
@@ -146,6 +146,33 @@ def test_fiper_alarm_needs_both_scores_above_threshold_at_the_same_step():
     assert first_alarm(both, th, window=2) == 2  # windowed 1.2 from step 2
 
 
+def test_an_any_method_takes_each_score_at_delta_over_k_and_alarms_on_either():
+    # 40 successes: δ = 0.05 is rank ceil(41 · 0.95) = 39, δ/2 rank ceil(41 · 0.975) = 40 (the largest)
+    good = [_trace(True, [float(i)], [0.0], stac=[float(100 - i)], seed=i) for i in range(1, 41)]
+    th, rank = thresholds_from_traces(good, window=1, delta=0.05)
+    assert rank == 39
+    assert (th["rnd"], th["stac"]) == (39.0, 98.0)
+    assert (th["rnd_or_stac.rnd"], th["rnd_or_stac.stac"]) == (40.0, 99.0)
+    only_stac = _trace(None, [1.0, 1.0], [0.0, 0.0], stac=[50.0, 99.5])
+    only_rnd = _trace(None, [41.0, 1.0], [0.0, 0.0], stac=[1.0, 1.0])
+    assert first_alarm(only_stac, th, 1, "rnd_or_stac") == 1 and first_alarm(only_rnd, th, 1, "rnd_or_stac") == 0
+    assert first_alarm(_trace(None, [39.5], [0.0], stac=[98.5]), th, 1, "rnd_or_stac") is None  # above δ, below δ/2
+    # 20 successes carry δ = 0.05 (rank 20) but not δ/2 (needs 39): the method is left out, by name
+    few, _ = thresholds_from_traces(good[:20], window=1, delta=0.05)
+    assert "rnd_or_stac.rnd" not in few
+    with pytest.raises(ValueError, match=r"no threshold for \['rnd_or_stac.rnd', 'rnd_or_stac.stac'\]"):
+        alarm_steps(only_stac, few, 1, "rnd_or_stac")
+
+
+def test_calibration_keys_name_a_score_or_a_score_of_an_any_method():
+    base = {"window": 1, "delta": 0.05, "num_samples": 8, "execute_steps": 2, "seeds": [1, 40], "rollouts": 40,
+            "successes": 40, "conformal_rank": 39}
+    cal = FailureCalibration.from_dict({**base, "thresholds": {"rnd": 1.0, "rnd_or_stac.rnd": 2.0, "rnd_or_stac.stac": 3.0}})
+    assert cal.thresholds["rnd_or_stac.stac"] == 3.0
+    with pytest.raises(FailureConfigError, match=r"calibration.thresholds: unknown score 'fiper.rnd'"):
+        FailureCalibration.from_dict({**base, "thresholds": {"rnd": 1.0, "fiper.rnd": 2.0}})
+
+
 # -- RND-OE (torch) -------------------------------------------------------------------------------
 
 def test_rnd_scores_in_distribution_embeddings_below_shifted_ones_and_the_graph_matches_torch(tmp_path):
@@ -173,12 +200,12 @@ def test_rnd_scores_in_distribution_embeddings_below_shifted_ones_and_the_graph_
 
 # -- the monitor ---------------------------------------------------------------------------------
 
-def _monitor(thresholds, window=1, rnd=None):
+def _monitor(thresholds, window=1, rnd=None, alarm_method="fiper"):
     spec = AceSpec("pca", np.ones(3), np.zeros(3), np.eye(3))
     scorer = FailureScorer(ActionProjection(spec), Normalization("identity", {}), rnd=rnd)
     cal = FailureCalibration(window=window, delta=0.05, thresholds=thresholds, num_samples=8, execute_steps=2,
                              seeds=(100, 119), rollouts=20, successes=19, conformal_rank=19)
-    return FailureMonitor(scorer, cal)
+    return FailureMonitor(scorer, cal, alarm_method=alarm_method)
 
 
 def test_monitor_windows_scores_latches_the_fiper_alarm_and_resets_per_episode():
@@ -210,3 +237,20 @@ def test_monitor_alarm_stays_raised_until_reset():
     assert alarm_message(calm, 5).meta["alarm"] is True
     monitor.reset(seed=7)
     assert not monitor.alarm and monitor.trace.steps == 0 and monitor.trace.seed == 7
+
+
+def test_monitor_latches_the_configured_alarm_method_and_refuses_one_it_has_no_thresholds_for():
+    th = {"ace": 100.0, "stac": 0.5, "rnd": 1.0, "rnd_or_stac.rnd": 1.5, "rnd_or_stac.stac": 0.8}
+    rng = np.random.default_rng(6)
+    for method, latched in (("fiper", False), ("rnd_or_stac", True)):
+        monitor = _monitor(th, rnd=lambda e: e[:, 0], alarm_method=method)
+        monitor.update(np.array([0.1]), np.tile(rng.normal(size=(1, 6, 3)), (8, 1, 1)))
+        # the next chunks jump away from the previous ones: STAC alone rises
+        step = monitor.update(np.array([0.1]), np.tile(rng.normal(5.0, 1.0, size=(1, 6, 3)), (8, 1, 1)), shift=2)
+        assert step.raw["stac"] > 0.8 and step.raw["rnd"] < 1.0
+        assert step.alarms["rnd_or_stac"] and step.alarms["stac"] and not step.alarms["fiper"]
+        assert step.alarm is latched and monitor.alarm_method == method
+    with pytest.raises(ValueError, match="unknown alarm method 'both'"):
+        _monitor(th, alarm_method="both")
+    with pytest.raises(FailureConfigError, match="no thresholds for alarm method 'rnd_or_stac'"):
+        _monitor({"ace": 1.0, "stac": 1.0, "rnd": 1.0}, alarm_method="rnd_or_stac")
