@@ -15,6 +15,7 @@ from robostack.node import Input, Node, Output
 @dataclass
 class FailureMonitorParams:
     package: str = ""  # the policy package (fitted and calibrated)
+    method: str = "fiper"  # the alarm rule whose first alarm latches (fiper, rnd_or_stac, rnd, ace, stac)
 
 
 class FailureMonitorNode(Node):
@@ -36,7 +37,7 @@ class FailureMonitorNode(Node):
 
         if not self.params.package:
             raise ValueError(f"node {self.name!r}: param 'package' (a fitted and calibrated policy package) is required")
-        self.monitor = FailureMonitor.from_package(self.params.package)
+        self.monitor = FailureMonitor.from_package(self.params.package, alarm_method=self.params.method)
         self._last_start_ns: int | None = None
         self.counts = {"steps": 0, "alarms": 0, "malformed": 0, "resets": 0}
 
