@@ -8,8 +8,9 @@ into raw per-step scores ``{"rnd", "ace", "stac"}`` (``FailureScorer.from_packag
 steps executed in between). :class:`FailureMonitor` is the stateful per-episode wrapper:
 ``reset()``, then ``update(embedding, chunks, shift) -> MonitorStep`` with ``raw``,
 ``windowed`` (sum over the last ``window`` steps), ``normalized`` (windowed / threshold),
-``alarms`` per method (``fiper`` = rnd AND ace, and each score alone) and ``alarm`` (FIPER,
-latched until ``reset``); its ``trace`` is an :class:`EpisodeTrace` (per-step raw scores, seed,
+``alarms`` per method (``fiper`` = rnd AND ace, each score alone, and ``rnd_or_stac`` with
+thresholds at δ/2) and ``alarm`` (its ``alarm_method``, FIPER by default, latched until
+``reset``); its ``trace`` is an :class:`EpisodeTrace` (per-step raw scores, seed,
 success) that serializes to JSON. Offline, :func:`thresholds_from_traces` (conformal quantile of
 the per-rollout max windowed score over successful traces) and :func:`first_alarm` recompute
 thresholds and detection steps from stored traces for any window/δ, so a benchmark can tune on
@@ -49,6 +50,7 @@ _EXPORTS = {
     "FailureConfigError": "config",
     "SCORES": "config",
     "METHODS": "config",
+    "AlarmMethod": "config",
     "check_seeds_disjoint": "config",
     "read_block": "config",
     "thresholds_from_traces": "conformal",
