@@ -20,6 +20,7 @@ Only numpy here (the in-process policy and the server share it).
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Hashable
@@ -225,21 +226,25 @@ class StreamingSampler:
 
 
 class StreamSessions:
-    """Rolling buffers by session key; beyond ``capacity`` the least recently used is dropped."""
+    """Rolling buffers by session key; beyond ``capacity`` the least recently used is dropped.
+    Safe to share between the server's compute threads."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
         self._states: collections.OrderedDict[Hashable, StreamState] = collections.OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> StreamState:
-        state = self._states.pop(key, None) or StreamState()
-        self._states[key] = state
-        while len(self._states) > self.capacity:
-            self._states.popitem(last=False)
-        return state
+        with self._lock:
+            state = self._states.pop(key, None) or StreamState()
+            self._states[key] = state
+            while len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+            return state
 
     def clear(self) -> None:
-        self._states.clear()
+        with self._lock:
+            self._states.clear()
 
     def __len__(self) -> int:
         return len(self._states)
