@@ -67,7 +67,8 @@ class FailureMonitor:
             raise ValueError(f"unknown alarm method {alarm_method!r}; use one of {sorted(METHODS)}")
         if calibration is not None and method_thresholds(alarm_method, calibration.thresholds) is None:
             raise FailureConfigError(f"the calibration has no thresholds for alarm method {alarm_method!r} "
-                                     f"(it has {sorted(calibration.thresholds)}); recalibrate with this version")
+                                     f"(it has {sorted(calibration.thresholds)}): calibrated before the method existed, or on too few "
+                                     f"successes for its level")
         self.scorer = scorer
         self.calibration = calibration
         self.window = window or (calibration.window if calibration is not None else 1)
