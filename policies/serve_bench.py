@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        server = report.get("package", {}).get("server", {})
+        print(f"server: {server.get('workers')} compute worker(s), {server.get('threads') or 'default'} onnxruntime thread(s) each")
         for transport, r in report["transports"].items():
             one, many = r["one_client"], r[f"{args.clients}_clients"]
             print(f"{transport}: 1 client {one['chunks_per_s']} chunks/s, round trip p50 {one['round_trip_ms']['p50']} ms "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import pytest
 
@@ -25,6 +26,8 @@ def test_bench_serve_reports_overhead_round_trips_and_concurrent_throughput(tmp_
     report = json.loads(capsys.readouterr().out)
     assert set(report["transports"]) == {"ipc", "tcp"}
     assert report["package"]["providers"]["graphs"]["step"] == ["CPUExecutionProvider"]
+    threads = max(1, (os.cpu_count() or 1) // 2)  # the default two workers share the cores
+    assert report["package"]["server"] == {"workers": 2, "threads": threads, "spin": True, "inline": True}
     for result in report["transports"].values():
         one, many = result["one_client"], result["3_clients"]
         assert one["chunks"] > 10 and many["chunks"] > 10
