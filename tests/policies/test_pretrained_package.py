@@ -102,3 +102,24 @@ def test_committed_package_reads_the_instruction(root, kind):
         named = {**obs, "instruction": np.array(f"put the {color} cube in the bin")}
         chunks.append(policy.sample_actions(encoder_feed(policy.spec, policy.package.tokenizer, [named] * policy.spec.observation_horizon), 1, noise))
     assert np.abs(chunks[0] - chunks[1]).max() > 1e-3
+
+
+def test_the_diffusion_package_ships_a_failure_calibration_apart_from_its_demos_and_evaluation():
+    from robostack.policies.failure.config import METHODS, method_thresholds, read_block
+    from robostack.policies.failure.monitor import FailureMonitor
+    from robostack.policies.package import load_package
+
+    package = load_package(PICK_PLACE_DIFFUSION)
+    block = read_block(package.spec)
+    assert block is not None and block.calibration is not None and (package.root / "failure_rnd.onnx").is_file()
+    cal = block.calibration
+    # B = 8 keeps the demo real time on a CPU; 39+ successes carry rnd_or_stac's δ/2 thresholds
+    assert (cal.num_samples, cal.delta, cal.task) == (8, 0.05, "pick_place") and cal.successes >= 39
+    assert all(method_thresholds(m, cal.thresholds) is not None for m in METHODS)
+    provenance = package.spec.provenance
+    demos, held_out = provenance["recipe"]["demo_seeds"], provenance["evaluation"]["seeds"]
+    for first, last in (demos, held_out):
+        assert cal.seeds[1] < first or last < cal.seeds[0]
+    assert [s["kind"] for s in block.fit["sources"]] == ["dataset"]  # RND saw demonstrations only, no rollouts
+    for method in ("fiper", "rnd_or_stac"):
+        assert FailureMonitor.from_package(package, alarm_method=method).window == cal.window
