@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class AlarmMethod:
     for k scores, so that by the union bound a success still alarms with probability ≤ δ."""
 
     scores: tuple[str, ...]
-    rule: str = "all"
+    rule: Literal["all", "any"] = "all"
 
     def level(self, delta: float) -> float:
         """The level each of this method's thresholds is taken at."""
@@ -60,6 +60,8 @@ def method_thresholds(method: str, thresholds: Mapping[str, float]) -> dict[str,
     if not all(k in thresholds for k in keys.values()):
         return None
     return {score: float(thresholds[k]) for score, k in keys.items()}
+
+
 PROJECTIONS = ("pca", "fk")
 
 _BLOCK_FIELDS = {"version", "rnd", "ace", "fit", "calibration"}
