@@ -101,23 +101,20 @@ class _Stats:
             return {k: (None if v != v else round(v, 4)) for k, v in summary.items()}  # NaN is not JSON
 
         with self.lock:
-            return self._as_dict(clean)
-
-    def _as_dict(self, clean: Any) -> dict[str, Any]:
-        return {
-            "uptime_s": round((now_ns() - self.started_ns) / 1e9, 3),
-            "act_requests": self.act_requests,
-            "chunks": self.chunks,
-            "errors": dict(self.errors),
-            "batches": self.batches,
-            "multi_request_batches": self.multi_request_batches,
-            "inline_batches": self.inline_batches,
-            "max_concurrent_batches": self.max_concurrent_batches,
-            "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
-            "swaps": self.swaps,
-            "stream_calls": dict(self.stream_calls),
-            "latency_ms": {k: clean(w.summary()) for k, w in self.windows.items()},
-        }
+            return {
+                "uptime_s": round((now_ns() - self.started_ns) / 1e9, 3),
+                "act_requests": self.act_requests,
+                "chunks": self.chunks,
+                "errors": dict(self.errors),
+                "batches": self.batches,
+                "multi_request_batches": self.multi_request_batches,
+                "inline_batches": self.inline_batches,
+                "max_concurrent_batches": self.max_concurrent_batches,
+                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+                "swaps": self.swaps,
+                "stream_calls": dict(self.stream_calls),
+                "latency_ms": {k: clean(w.summary()) for k, w in self.windows.items()},
+            }
 
 
 class PolicyServer:

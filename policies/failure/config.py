@@ -34,6 +34,11 @@ class AlarmMethod:
         """The level each of this method's thresholds is taken at."""
         return delta / len(self.scores) if self.rule == "any" else delta
 
+    def combine(self, above: Sequence[Any]) -> Any:
+        """This rule over its scores' "above threshold" values, in ``scores`` order: bools (one
+        step) or bool arrays (every step of a trace)."""
+        return np.logical_or.reduce(above) if self.rule == "any" else np.logical_and.reduce(above)
+
 
 METHODS: dict[str, AlarmMethod] = {
     "fiper": AlarmMethod(("rnd", "ace")),

@@ -103,8 +103,8 @@ def alarm_steps(trace: EpisodeTrace, thresholds: Mapping[str, float], window: in
     if own is None:
         missing = [threshold_key(method, s) for s in METHODS[method].scores if threshold_key(method, s) not in thresholds]
         raise ValueError(f"no threshold for {missing} (thresholds for {sorted(thresholds)})")
-    above = [v > 1.0 for v in normalized_scores(trace, own, window).values()]
-    return np.logical_or.reduce(above) if METHODS[method].rule == "any" else np.logical_and.reduce(above)
+    norm = normalized_scores(trace, own, window)
+    return np.asarray(METHODS[method].combine([norm[s] > 1.0 for s in METHODS[method].scores]), dtype=bool)
 
 
 def first_alarm(trace: EpisodeTrace, thresholds: Mapping[str, float], window: int, method: str = "fiper") -> int | None:

@@ -110,8 +110,7 @@ class FailureMonitor:
             for method, spec in METHODS.items():
                 own = method_thresholds(method, th)
                 if own is not None:
-                    above = [win[n] > own[n] for n in spec.scores]
-                    alarms[method] = any(above) if spec.rule == "any" else all(above)
+                    alarms[method] = bool(spec.combine([win[n] > own[n] for n in spec.scores]))
             if alarms.get(self.alarm_method) and not self.alarm:
                 self.alarm, self.first_alarm_step = True, k
         return MonitorStep(k, raw, win, normalized, alarms, self.alarm)
