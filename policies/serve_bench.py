@@ -8,6 +8,12 @@ server's overhead (round trip minus the encoder and sampling time the server mea
 (de)serialization, validation, preprocessing, queueing, the client's own work; p50/p99), the part
 of it spent inside the server process, the queueing, aggregate chunks/s, and the batches the
 server formed. Only the standard library at import.
+
+Beside each transport's one-client phase runs its baseline, in the same run: bare ZeroMQ (a DEALER
+and a ROUTER in two processes, no robostack code on the path) carrying requests and replies of the
+same sizes, the ROUTER holding each request on one busy thread for the model compute the server
+measured. Its round trip minus the hold is the floor this machine puts under any server overhead:
+the socket hand-offs and the wake-ups of the processes and ZeroMQ's I/O threads.
 """
 
 from __future__ import annotations
@@ -55,12 +61,14 @@ def _observation(info: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     return obs
 
 
-def _client_loop(endpoint: str, duration_s: float, out: list, barrier: threading.Barrier) -> None:
+def _client_loop(endpoint: str, duration_s: float, out: list, barrier: threading.Barrier, sizes: list | None = None) -> None:
     from robostack.policies.client import ServedPolicy
 
     with ServedPolicy(endpoint, timeout_s=30.0) as policy:
         obs = _observation(policy.info)
         policy.act(obs, time.monotonic_ns())  # connect and warm the path
+        if sizes is not None:
+            sizes.extend(_message_sizes(policy, obs))
         barrier.wait()
         deadline = time.perf_counter() + duration_s
         while time.perf_counter() < deadline:
@@ -71,12 +79,33 @@ def _client_loop(endpoint: str, duration_s: float, out: list, barrier: threading
             out.append((rt, rt - compute, timing["total_ms"] - compute, timing["queue_ms"], chunk.meta["batch"]["requests"]))
 
 
-def _phase(endpoint: str, clients: int, duration_s: float) -> dict[str, Any]:
+def _message_sizes(policy: Any, obs: dict[str, Any]) -> list[list[int]]:
+    """Frame sizes of ``policy``'s act request for ``obs`` and of the reply it got last, as the
+    robostack codec puts them on the wire."""
+    import numpy as np
+
+    from robostack import messages
+    from robostack.policies import serving_protocol as proto
+
+    T = policy.observation_horizon
+    arrays = {name: np.stack([value] * T) for name, value in obs.items() if value.dtype.kind != "U"}
+    meta: dict[str, Any] = {"num_samples": 1}
+    meta.update({"instruction": str(value) for value in obs.values() if value.dtype.kind == "U"})
+    request = messages.encode(messages.make(proto.ACT, arrays, stamp_ns=time.monotonic_ns(), meta=meta))
+    info = policy.info
+    reply_arrays = {"actions": np.zeros((info["action_horizon"], info["action_dim"]), np.float32)}
+    if policy.last_embedding is not None:
+        reply_arrays["embedding"] = np.asarray(policy.last_embedding, np.float32)
+    reply = messages.encode(messages.make(proto.CHUNK, reply_arrays, stamp_ns=time.monotonic_ns(), meta=policy.last_meta))
+    return [[len(memoryview(f).cast("B")) for f in request], [len(memoryview(f).cast("B")) for f in reply]]
+
+
+def _phase(endpoint: str, clients: int, duration_s: float, sizes: list | None = None) -> dict[str, Any]:
     import numpy as np
 
     results: list[list] = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients + 1)
-    threads = [threading.Thread(target=_client_loop, args=(endpoint, duration_s, results[i], barrier)) for i in range(clients)]
+    threads = [threading.Thread(target=_client_loop, args=(endpoint, duration_s, results[i], barrier, sizes)) for i in range(clients)]
     for t in threads:
         t.start()
     barrier.wait()
@@ -92,6 +121,7 @@ def _phase(endpoint: str, clients: int, duration_s: float) -> dict[str, Any]:
 
     return {
         "clients": clients,
+        "compute_ms": pct(rt - overhead),
         "chunks": int(len(rows)),
         "chunks_per_s": round(len(rows) / wall, 2),
         "round_trip_ms": pct(rt),
@@ -100,6 +130,63 @@ def _phase(endpoint: str, clients: int, duration_s: float) -> dict[str, Any]:
         "queue_ms": pct(queue),
         "mean_requests_per_batch": round(float(batch.mean()), 3),
     }
+
+
+def _floor_phase(bind: str, sizes: list[list[int]], hold_ms: float, duration_s: float) -> dict[str, Any]:
+    """Round trip minus hold of bare ZeroMQ with these request/reply frame sizes (see the module
+    docstring), one client back to back for ``duration_s``."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import zmq
+
+    request_sizes, reply_sizes = sizes
+    cmd = [sys.executable, "-m", "robostack.policies.serve_bench", "echo", bind, f"{hold_ms:.4f}", ",".join(map(str, reply_sizes))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = proc.stdout.readline().strip() if proc.stdout else ""
+        if not endpoint:
+            raise SystemExit(f"the ZeroMQ baseline server did not start (exit code {proc.wait(timeout=10)})")
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.connect(endpoint)
+        frames = [b"", b"\0" * 8, *(bytes(n) for n in request_sizes)]
+        floors: list[float] = []
+        deadline = time.perf_counter() + 0.5 + duration_s  # the first 0.5 s warm the path
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            sock.send_multipart(frames, copy=False)
+            sock.recv_multipart()
+            if deadline - time.perf_counter() < duration_s:
+                floors.append((time.perf_counter() - t0) * 1e3 - hold_ms)
+        sock.close(linger=0)
+        ctx.term()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    a = np.asarray(floors)
+    return {"hold_ms": round(hold_ms, 4), "round_trips": len(floors),
+            "floor_ms": {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4)}}
+
+
+def _echo(bind: str, hold_ms: float, reply_sizes: list[int]) -> None:
+    """The baseline's server: a ROUTER that holds each request on this one thread, busy, for
+    ``hold_ms`` (as a compute worker is busy with the model), then replies."""
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.bind(bind)
+    print(sock.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+    reply = [bytes(n) for n in reply_sizes]
+    hold_ns = int(hold_ms * 1e6)
+    while True:
+        frames = sock.recv_multipart(copy=False)
+        end = time.perf_counter_ns() + hold_ns
+        while time.perf_counter_ns() < end:
+            pass
+        sock.send_multipart([frames[0], frames[1], frames[2], *reply], copy=False)
 
 
 def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, Any]]:
@@ -143,36 +230,45 @@ def run(args: argparse.Namespace) -> int:
             proc, started = _start_server(args, bind)
             try:
                 report["package"] = {k: v for k, v in started.items() if k not in ("ready", "endpoint")}
-                one = _phase(started["endpoint"], 1, args.duration)
+                sizes: list[list[int]] = []
+                one = _phase(started["endpoint"], 1, args.duration, sizes)
                 many = _phase(started["endpoint"], args.clients, args.duration)
-                report["transports"][transport] = {
-                    "one_client": one,
-                    f"{args.clients}_clients": many,
-                    "throughput_ratio": round(many["chunks_per_s"] / one["chunks_per_s"], 3),
-                }
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
+            floor_bind = f"ipc://{tmp}/floor.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
+            floor = _floor_phase(floor_bind, sizes, one["compute_ms"]["p50"], args.duration)
+            floor["overhead_above_floor_ms"] = round(one["server_overhead_ms"]["p50"] - floor["floor_ms"]["p50"], 4)
+            report["transports"][transport] = {
+                "one_client": one,
+                "zeromq_floor": floor,
+                f"{args.clients}_clients": many,
+                "throughput_ratio": round(many["chunks_per_s"] / one["chunks_per_s"], 3),
+            }
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         server = report.get("package", {}).get("server", {})
         print(f"server: {server.get('workers')} compute worker(s), {server.get('threads') or 'default'} onnxruntime thread(s) each")
         for transport, r in report["transports"].items():
-            one, many = r["one_client"], r[f"{args.clients}_clients"]
+            one, many, floor = r["one_client"], r[f"{args.clients}_clients"], r["zeromq_floor"]
             print(f"{transport}: 1 client {one['chunks_per_s']} chunks/s, round trip p50 {one['round_trip_ms']['p50']} ms "
-                  f"p99 {one['round_trip_ms']['p99']} ms, server overhead p50 {one['server_overhead_ms']['p50']} ms; "
+                  f"p99 {one['round_trip_ms']['p99']} ms, server overhead p50 {one['server_overhead_ms']['p50']} ms "
+                  f"(bare ZeroMQ floor {floor['floor_ms']['p50']} ms); "
                   f"{args.clients} clients {many['chunks_per_s']} chunks/s ({r['throughput_ratio']}x), "
                   f"p99 {many['round_trip_ms']['p99']} ms, {many['mean_requests_per_batch']} requests/batch")
     return 0
 
 
-if __name__ == "__main__":  # the server child of run(): ``python -m robostack.policies.serve_bench serve ...``
+if __name__ == "__main__":  # run()'s children: ``python -m robostack.policies.serve_bench serve ...`` or ``... echo ...``
     import sys
 
-    from robostack.policies import serve_cli
+    if sys.argv[1:2] == ["echo"]:
+        _echo(sys.argv[2], float(sys.argv[3]), [int(n) for n in sys.argv[4].split(",")])
+    else:
+        from robostack.policies import serve_cli
 
-    parser = argparse.ArgumentParser(prog="robostack")
-    serve_cli.register(parser.add_subparsers(dest="command", required=True))
-    parsed = parser.parse_args(sys.argv[1:])
-    sys.exit(parsed.func(parsed))
+        parser = argparse.ArgumentParser(prog="robostack")
+        serve_cli.register(parser.add_subparsers(dest="command", required=True))
+        parsed = parser.parse_args(sys.argv[1:])
+        sys.exit(parsed.func(parsed))

@@ -15,7 +15,7 @@ from test_package import write_foreign_package  # noqa: E402
 
 
 @pytest.mark.slow
-def test_bench_serve_reports_overhead_round_trips_and_concurrent_throughput(tmp_path, capsys):
+def test_bench_serve_reports_overhead_round_trips_concurrent_throughput_and_a_bare_zeromq_floor(tmp_path, capsys):
     from robostack.policies import serve_bench
 
     write_foreign_package(tmp_path / "pkg")
@@ -34,6 +34,10 @@ def test_bench_serve_reports_overhead_round_trips_and_concurrent_throughput(tmp_
         assert 0 < one["server_overhead_ms"]["p50"] < one["round_trip_ms"]["p50"]
         assert many["round_trip_ms"]["p99"] >= many["round_trip_ms"]["p50"] > 0
         assert result["throughput_ratio"] == pytest.approx(many["chunks_per_s"] / one["chunks_per_s"], rel=1e-2)
+        floor = result["zeromq_floor"]  # the same-run baseline: bare ZeroMQ, the same sizes and hold
+        assert floor["round_trips"] > 10 and floor["hold_ms"] == one["compute_ms"]["p50"]
+        assert 0 < floor["floor_ms"]["p50"] < one["server_overhead_ms"]["p50"]  # robostack's path only adds work
+        assert floor["overhead_above_floor_ms"] == pytest.approx(one["server_overhead_ms"]["p50"] - floor["floor_ms"]["p50"], abs=1e-3)
 
 
 def test_bench_serve_refuses_an_unknown_transport(tmp_path):
