@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the package's)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads on the server")
     parser.add_argument("--no-spin", action="store_true", help="onnxruntime threads sleep between calls")
+    parser.add_argument("--io-binding", action=argparse.BooleanOptionalAction, default=None,
+                        help="the server runs its graphs through IOBinding (default: on a GPU provider only)")
+    parser.add_argument("--cuda-graphs", action="store_true", help="the server replays CUDA graphs (CUDA provider)")
     parser.add_argument("--workers", type=int, default=2, help="compute threads on the server")
     parser.add_argument("--no-inline", action="store_true", help="the server hands a lone client's requests to its compute thread too")
     parser.add_argument("--batch-window-ms", type=float, default=2.0)
@@ -203,6 +206,10 @@ def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, A
     cmd += ["--workers", str(args.workers)]
     if args.no_spin:
         cmd.append("--no-spin")
+    if args.io_binding is not None:
+        cmd.append("--io-binding" if args.io_binding else "--no-io-binding")
+    if args.cuda_graphs:
+        cmd.append("--cuda-graphs")
     if args.no_inline:
         cmd.append("--no-inline")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

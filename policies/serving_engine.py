@@ -4,7 +4,9 @@ with a report of where each graph really runs, warm-up, and batched sampling of 
 denoising step when the graphs have a dynamic batch axis, in pieces of the graph's fixed batch
 otherwise.
 
-GPU providers (CUDA, TensorRT) are configured here but untested on this project's CI machine.
+On a GPU the sessions run through IOBinding on buffers that stay put (:mod:`.bound_session`), and
+CUDA graphs can replay each batch size's kernels. GPU providers (CUDA, TensorRT) are configured
+here but untested on this project's CI machine; the IOBinding path is tested on the CPU provider.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from robostack.policies import sampling
+from robostack.policies.bound_session import BoundSession
 from robostack.policies.package import PolicyPackage, PolicyPackageError, load_package
 from robostack.policies.preprocessing import encoder_feed
 from robostack.policies.streaming import StreamingSampler, StreamState
@@ -31,7 +34,9 @@ class EngineConfig:
     ones this onnxruntime build lacks are skipped (and reported). ``fp16``: TensorRT may use
     half precision. ``steps``: sampler steps (default: the package's). ``spin``: onnxruntime's
     worker threads busy-wait between calls (lower latency on dedicated cores; turn it off on a
-    host whose cores are shared with other work)."""
+    host whose cores are shared with other work). ``io_binding``: run the graphs through IOBinding
+    on fixed buffers (None: when a graph runs on a GPU provider). ``cuda_graphs``: capture and
+    replay each batch size's kernels (CUDA provider; implies ``io_binding``)."""
 
     providers: tuple[str, ...] = ("cpu",)
     threads: int | None = None
@@ -41,6 +46,8 @@ class EngineConfig:
     trt_cache_dir: str | None = None
     warmup_batches: tuple[int, ...] = (1,)
     spin: bool = True
+    io_binding: bool | None = None
+    cuda_graphs: bool = False
 
 
 def parse_providers(text: str) -> tuple[str, ...]:
@@ -73,11 +80,15 @@ def provider_list(config: EngineConfig, available: Sequence[str], cache_dir: Pat
                         "trt_fp16_enable": config.fp16,
                         "trt_engine_cache_enable": True,
                         "trt_engine_cache_path": str(cache_dir),
+                        **({"trt_cuda_graph_enable": True} if config.cuda_graphs else {}),
                     },
                 )
             )
         elif name == "cuda":
-            chosen.append((ort_name, {"device_id": config.device_id, "cudnn_conv_algo_search": "HEURISTIC"}))
+            options = {"device_id": config.device_id, "cudnn_conv_algo_search": "HEURISTIC"}
+            if config.cuda_graphs:
+                options["enable_cuda_graph"] = "1"
+            chosen.append((ort_name, options))
         else:
             chosen.append(ort_name)
     if not chosen:
@@ -140,11 +151,22 @@ class ServingEngine:
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise PolicyPackageError(f"{path.name}: onnxruntime cannot load this graph ({exc})") from None
         self.encoder, self.step = self.sessions["encoder"], self.sessions["step"]
+        self._runners = {name: self._runner(name, session) for name, session in self.sessions.items()}
         self._encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self._cond_names = [i.name for i in self.step.get_inputs() if i.name not in ("sample", "timestep")]
         first_input = spec.inputs[0].name
         self.fixed_batch = {"encoder": _fixed_batch(self.encoder, first_input), "step": _fixed_batch(self.step, "sample")}
         self.dt_ns = int(round(1e9 / spec.fps))
+
+    def _runner(self, graph: str, session: Any) -> Any:
+        """What runs ``graph``: the session itself, or a :class:`BoundSession` around it."""
+        on_gpu = session.get_providers()[0] in (PROVIDERS["cuda"], PROVIDERS["tensorrt"])
+        if self.config.cuda_graphs and not on_gpu:
+            raise PolicyPackageError(f"{graph} graph: CUDA graphs asked for, but it runs on {session.get_providers()[0]}")
+        use_binding = self.config.cuda_graphs or (on_gpu if self.config.io_binding is None else self.config.io_binding)
+        if not use_binding:
+            return session
+        return BoundSession(session, "cuda" if on_gpu else "cpu", self.config.device_id, cuda_graphs=self.config.cuda_graphs)
 
     # -- reports -------------------------------------------------------------------------------
     @property
@@ -158,6 +180,8 @@ class ServingEngine:
             "requested": list(self.config.providers),
             "skipped_unavailable": list(self.skipped_providers),
             "graphs": {name: list(s.get_providers()) for name, s in self.sessions.items()},
+            "io_binding": {name: isinstance(r, BoundSession) for name, r in self._runners.items()},
+            "cuda_graphs": self.config.cuda_graphs,
             "fp16": self.config.fp16,
         }
 
@@ -177,8 +201,9 @@ class ServingEngine:
         """Encoder inputs (batch 1) for one observation history; ``ObservationError`` if unusable."""
         return encoder_feed(self.spec, self.package.tokenizer, history)
 
-    def _run(self, session: Any, graph: str, outputs: list[str] | None, feed: dict[str, np.ndarray], timing: BatchTiming) -> list[np.ndarray]:
+    def _run(self, graph: str, outputs: list[str] | None, feed: dict[str, np.ndarray], timing: BatchTiming) -> list[np.ndarray]:
         """One logical call over batch rows, split into pieces of the graph's fixed batch if any."""
+        session = self._runners[graph]
         rows = next(iter(feed.values())).shape[0]
         fixed = self.fixed_batch[graph]
         if fixed is None or fixed == rows:
@@ -262,11 +287,11 @@ class ServingEngine:
         """One encoder call over the batch-1 feeds of many requests; outputs by name."""
         names = list(feeds[0])
         batched = {k: np.concatenate([f[k] for f in feeds]) if len(feeds) > 1 else np.asarray(feeds[0][k]) for k in names}
-        return dict(zip(self._encoder_outputs, self._run(self.encoder, "encoder", None, batched, timing)))
+        return dict(zip(self._encoder_outputs, self._run("encoder", None, batched, timing)))
 
     def _step_fn(self, timing: BatchTiming) -> Any:
         out_name = self.spec.sampler.prediction
-        return lambda feed: self._run(self.step, "step", [out_name], feed, timing)[0]
+        return lambda feed: self._run("step", [out_name], feed, timing)[0]
 
     def _embedding(self, encoded: Mapping[str, np.ndarray], request: int) -> np.ndarray | None:
         name = self.spec.embedding_output
