@@ -31,6 +31,7 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--io-binding", action=argparse.BooleanOptionalAction, default=None,
                    help="run the graphs through IOBinding on fixed buffers (default: on a GPU provider only)")
     p.add_argument("--cuda-graphs", action="store_true", help="capture and replay each batch size's kernels as CUDA graphs (CUDA provider)")
+    p.add_argument("--fused", action="store_true", help="sample with the package's fused sampler graph (one call per chunk)")
     p.add_argument("--batch-window-ms", type=float, default=2.0, help="how long a request may wait for concurrent ones")
     p.add_argument("--max-batch", type=int, default=32, help="samples per ONNX call")
     p.add_argument("--max-obs-age-ms", type=float, default=None, help="refuse older observations (same-host clocks)")
@@ -50,7 +51,7 @@ def server_config(args: argparse.Namespace, bind: str | None = None):
     elif args.authorized_keys:
         raise ValueError("--authorized-keys needs --curve-secret")
     engine = EngineConfig(providers=parse_providers(args.providers), threads=args.threads, steps=args.steps, fp16=args.fp16,
-                          spin=not args.no_spin, io_binding=args.io_binding, cuda_graphs=args.cuda_graphs)
+                          spin=not args.no_spin, io_binding=args.io_binding, cuda_graphs=args.cuda_graphs, fused=args.fused)
     return ServerConfig(
         package=args.policy_dir,
         bind=bind or args.bind,

@@ -36,7 +36,9 @@ class EngineConfig:
     worker threads busy-wait between calls (lower latency on dedicated cores; turn it off on a
     host whose cores are shared with other work). ``io_binding``: run the graphs through IOBinding
     on fixed buffers (None: when a graph runs on a GPU provider). ``cuda_graphs``: capture and
-    replay each batch size's kernels (CUDA provider; implies ``io_binding``)."""
+    replay each batch size's kernels (CUDA provider; implies ``io_binding``). ``fused``: sample
+    with the package's fused ``sampler`` graph (the whole loop in one call; requests with a
+    frozen prefix still take the step loop)."""
 
     providers: tuple[str, ...] = ("cpu",)
     threads: int | None = None
@@ -48,6 +50,7 @@ class EngineConfig:
     spin: bool = True
     io_binding: bool | None = None
     cuda_graphs: bool = False
+    fused: bool = False
 
 
 def parse_providers(text: str) -> tuple[str, ...]:
@@ -143,8 +146,16 @@ class ServingEngine:
             options.intra_op_num_threads = self.config.threads
         if not self.config.spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        graphs = ["encoder", "step"]
+        if self.config.fused:
+            if "sampler" not in spec.graphs:
+                raise PolicyPackageError(f"{self.package.root}: fused sampling asked for, but the package has no 'sampler' graph (export with --fused-sampler)")
+            if self.steps != spec.sampler.steps or self.stream is not None:
+                raise PolicyPackageError(f"{self.package.root}: the fused sampler graph runs {spec.sampler.steps} whole-chunk steps; it cannot serve "
+                                         + ("a streaming package" if self.stream is not None else f"{self.steps} steps"))
+            graphs.append("sampler")
         self.sessions = {}
-        for name in ("encoder", "step"):
+        for name in graphs:
             path = self.package.graph_path(name)
             try:
                 self.sessions[name] = ort.InferenceSession(str(path), options, providers=providers)
@@ -156,6 +167,8 @@ class ServingEngine:
         self._cond_names = [i.name for i in self.step.get_inputs() if i.name not in ("sample", "timestep")]
         first_input = spec.inputs[0].name
         self.fixed_batch = {"encoder": _fixed_batch(self.encoder, first_input), "step": _fixed_batch(self.step, "sample")}
+        if "sampler" in self.sessions:
+            self.fixed_batch["sampler"] = _fixed_batch(self.sessions["sampler"], "noise")
         self.dt_ns = int(round(1e9 / spec.fps))
 
     def _runner(self, graph: str, session: Any) -> Any:
@@ -190,6 +203,7 @@ class ServingEngine:
             "root": str(self.package.root),
             "name": self.spec.name,
             "steps": self.steps,
+            "fused": "sampler" in self.sessions,
             "batching": self.batching,
             "fixed_batch": {k: v for k, v in self.fixed_batch.items()},
             **({"streaming": {"chunks": self.stream.schedule.chunks, "steps_per_call": self.stream.schedule.steps_per_call}} if self.stream else {}),
@@ -230,11 +244,13 @@ class ServingEngine:
         ``noises[i]`` ``(B_i, H, A)`` and optional frozen prefix ``prefixes[i]`` (raw ``(d_i, A)``,
         checked; each request keeps its own mask). One encoder call over all requests, then one
         step call per denoising step over all ``sum(B_i)`` samples."""
+        counts = np.array([n.shape[0] for n in noises])
+        if "sampler" in self.sessions and (prefixes is None or all(p is None for p in prefixes)):
+            return self._sample_fused(feeds, noises, counts)
         timing = BatchTiming()
         t0 = time.perf_counter()
         encoded = self._encode_batch(feeds, timing)
         t1 = time.perf_counter()
-        counts = np.array([n.shape[0] for n in noises])
         cond = {name: np.repeat(encoded[name], counts, axis=0) for name in self._cond_names}
         guide = None
         if prefixes is not None:
@@ -255,6 +271,24 @@ class ServingEngine:
         for i, n in enumerate(counts):
             results.append(Sampled(np.asarray(actions[start : start + n], dtype=np.float32), self._embedding(encoded, i)))
             start += n
+        return results, timing
+
+    def _sample_fused(self, feeds: Sequence[Mapping[str, np.ndarray]], noises: Sequence[np.ndarray], counts: np.ndarray) -> tuple[list[Sampled], BatchTiming]:
+        """:meth:`sample` through the fused graph: one call over all samples (each request's
+        inputs repeated for its samples); the encoder runs too only for a declared embedding."""
+        timing = BatchTiming()
+        t0 = time.perf_counter()
+        encoded: dict[str, np.ndarray] = {}
+        if self.spec.embedding_output is not None:
+            encoded = self._encode_batch(feeds, timing)
+        t1 = time.perf_counter()
+        batched = self._batched(feeds)
+        tiled = {k: np.repeat(v, counts, axis=0) for k, v in batched.items()}
+        normalized = self._run("sampler", ["actions"], {**tiled, "noise": np.concatenate(noises).astype(np.float32, copy=False)}, timing)[0]
+        actions = self.spec.action_normalization.invert(normalized)
+        timing.encode_ms, timing.sample_ms = 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        results = [Sampled(np.asarray(actions[bounds[i] : bounds[i + 1]], dtype=np.float32), self._embedding(encoded, i)) for i in range(len(counts))]
         return results, timing
 
     def sample_stream(
@@ -285,9 +319,12 @@ class ServingEngine:
 
     def _encode_batch(self, feeds: Sequence[Mapping[str, np.ndarray]], timing: BatchTiming) -> dict[str, np.ndarray]:
         """One encoder call over the batch-1 feeds of many requests; outputs by name."""
-        names = list(feeds[0])
-        batched = {k: np.concatenate([f[k] for f in feeds]) if len(feeds) > 1 else np.asarray(feeds[0][k]) for k in names}
-        return dict(zip(self._encoder_outputs, self._run("encoder", None, batched, timing)))
+        return dict(zip(self._encoder_outputs, self._run("encoder", None, self._batched(feeds), timing)))
+
+    @staticmethod
+    def _batched(feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The batch-1 feeds of many requests stacked along the batch axis."""
+        return {k: np.concatenate([f[k] for f in feeds]) if len(feeds) > 1 else np.asarray(feeds[0][k]) for k in feeds[0]}
 
     def _step_fn(self, timing: BatchTiming) -> Any:
         out_name = self.spec.sampler.prediction

@@ -89,3 +89,38 @@ def test_fused_sampler_graph_matches_the_numpy_loop(tmp_path, kind):
     assert np.abs(looped - fused).max() <= TOLERANCE
     with pytest.raises(ValueError, match="cannot run 4"):
         OnnxPolicy(fused_pkg, fused=True, steps=4)
+
+
+@pytest.mark.slow
+def test_the_serving_engine_samples_a_batch_through_the_fused_graph_like_the_step_loop(tmp_path):
+    from policy_packages import normalizations
+    from robostack.policies.export import export_model
+    from robostack.policies.package import PolicyPackageError
+    from robostack.policies.serving_engine import EngineConfig, ServingEngine
+
+    model, package = tiny_diffusion_package(tmp_path / "plain", seed=5)
+    state, action = normalizations(5)
+    fused_pkg = export_model(model, tmp_path / "fused", fps=20, state_normalization=state, action_normalization=action,
+                             tokenizer=package.tokenizer, steps=6, fused_sampler=True)
+    looped, fused = ServingEngine(fused_pkg), ServingEngine(fused_pkg, EngineConfig(fused=True))
+    assert fused.describe()["fused"] and not looped.describe()["fused"]
+    rng = np.random.default_rng(5)
+    T = fused_pkg.spec.observation_horizon
+    feeds = [encoder_feed(fused_pkg.spec, fused_pkg.tokenizer, [random_observation(rng) for _ in range(T)]) for _ in range(2)]
+    noises = [rng.standard_normal((n, 8, 8)).astype(np.float32) for n in (1, 3)]
+    want, _ = looped.sample(feeds, noises)
+    got, timing = fused.sample(feeds, noises)
+    # One call for the whole batch and no step calls; the encoder runs only for the declared embedding.
+    assert fused_pkg.spec.embedding_output is not None and timing.calls == {"encoder": 1, "sampler": 1}
+    for w, g in zip(want, got):
+        assert g.actions.shape == w.actions.shape and np.abs(g.actions - w.actions).max() <= TOLERANCE
+        np.testing.assert_array_equal(g.embedding, w.embedding)
+    # A frozen prefix needs the step loop: that request is sampled there, with the same result.
+    prefix = [None, want[1].actions[0, :2].astype(np.float32)]
+    want, _ = looped.sample(feeds, noises, prefix)
+    got, timing = fused.sample(feeds, noises, prefix)
+    assert "sampler" not in timing.calls and np.abs(got[1].actions - want[1].actions).max() <= TOLERANCE
+    with pytest.raises(PolicyPackageError, match="has no 'sampler' graph"):
+        ServingEngine(package, EngineConfig(fused=True))
+    with pytest.raises(PolicyPackageError, match="cannot serve 4 steps"):
+        ServingEngine(fused_pkg, EngineConfig(fused=True, steps=4))
