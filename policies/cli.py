@@ -1,4 +1,5 @@
-"""Command-line entry points of the policies layer: ``train``, ``export``, ``policy inspect``.
+"""Command-line entry points of the policies layer: ``train``, ``export``, ``policy inspect``,
+``policy random``.
 
 Only the standard library (and the stdlib-only ``robostack.params``) is imported here; each command imports torch / onnxruntime when it
 runs, so ``robostack --help`` works on a box without them.
@@ -16,16 +17,17 @@ from robostack.params import comma_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``train``, ``export`` and ``policy {inspect}`` to the core CLI."""
+    """Add ``train``, ``export`` and ``policy {inspect,random}`` to the core CLI."""
     _add_train(subparsers)
     _add_export(subparsers)
-    policy = subparsers.add_parser("policy", help="policy packages: inspect and validate")
+    policy = subparsers.add_parser("policy", help="policy packages: inspect and validate, random ones for benchmarks")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     inspect = policy_sub.add_parser("inspect", help="validate a policy package and print what it declares")
     inspect.add_argument("policy_dir", metavar="POLICY_DIR")
     inspect.add_argument("--json", action="store_true", help="print policy.json plus graph signatures as JSON")
     inspect.add_argument("--no-graphs", action="store_true", help="skip loading the graphs with onnxruntime")
     inspect.set_defaults(func=_run_inspect)
+    _add_random(policy_sub)
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -196,6 +198,90 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+RANDOM_PRESETS = ("dp", "tiny")
+
+
+def _add_random(policy_sub: argparse._SubParsersAction) -> None:
+    # Defaults: the shipped pick_place_diffusion package's interface without its instruction
+    # (2 cameras 48x64, state 8, action 8, 1 observation, 16-action chunks, 16 DDIM steps), so the
+    # numbers compare with that package's on the same server. DP's own: --cameras 1 --image-size 96
+    # --obs-horizon 2 --state-dim 2 --action-dim 2.
+    p = policy_sub.add_parser(
+        "random",
+        help="write a package of an untrained diffusion model with random weights, for serving benchmarks only (needs torch)",
+    )
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--preset", choices=RANDOM_PRESETS, default="dp",
+                   help="dp: Diffusion Policy's image model size (about 267M parameters, about 1 GB of graphs); tiny: for tests")
+    p.add_argument("--image-size", type=_image_size, default=(48, 64), help="camera image size, N or HxW (default 48x64)")
+    p.add_argument("--cameras", type=int, default=2, help="camera inputs: image/front, image/wrist, image/cam2, ... (default 2)")
+    p.add_argument("--state-dim", type=int, default=8)
+    p.add_argument("--action-dim", type=int, default=8)
+    p.add_argument("--horizon", type=int, default=16, help="actions per chunk, a multiple of 4 (default 16)")
+    p.add_argument("--obs-horizon", type=int, default=1, help="observations per request (default 1)")
+    p.add_argument("--steps", type=int, default=16, help="DDIM steps per chunk written to policy.json (default 16)")
+    p.add_argument("--fused-sampler", action="store_true", help="also write sampler.onnx: the whole loop in one graph")
+    p.add_argument("--fps", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.add_argument("--force", action="store_true", help="write into OUT_DIR even if it is not empty")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_run_random)
+
+
+def _run_random(args: argparse.Namespace) -> int:
+    import time
+
+    try:
+        from robostack.policies.diffusion_model import DP_DIFFUSION, TINY_DIFFUSION
+        from robostack.policies.random_package import camera_names, write_random_package
+    except ModuleNotFoundError as exc:
+        print(f"error: writing a package needs torch and onnx ({exc}); install the 'train' extra", file=sys.stderr)
+        return 2
+    from robostack.policies.model_inputs import ModelInputs
+    from robostack.policies.package import PolicyPackageError
+
+    out = Path(args.out_dir)
+    # A random package must never replace a trained one by accident.
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        print(f"error: {out} exists and is not empty; pass --force to write into it", file=sys.stderr)
+        return 2
+    if args.cameras < 1:
+        print(f"error: --cameras must be >= 1, got {args.cameras}", file=sys.stderr)
+        return 2
+    config = {"dp": DP_DIFFUSION, "tiny": TINY_DIFFUSION}[args.preset]
+    t0 = time.perf_counter()
+    try:
+        inputs = ModelInputs(
+            camera_names(args.cameras), args.image_size, args.state_dim, args.action_dim, args.obs_horizon, args.horizon
+        )
+        package = write_random_package(
+            out, config, inputs, steps=args.steps, fused_sampler=args.fused_sampler, seed=args.seed, fps=args.fps,
+            name=f"random-{args.preset}-diffusion",
+        )
+    except (PolicyPackageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    files = {f.name: f.stat().st_size for f in sorted(out.iterdir()) if f.is_file()}
+    summary = {
+        "policy_dir": str(out),
+        "preset": args.preset,
+        "parameters": package.spec.provenance["parameters"],
+        "files": files,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"wrote an UNTRAINED {args.preset} diffusion package (random weights, for benchmarks only) to {out} "
+          f"in {summary['seconds']} s")
+    print(f"  parameters: {summary['parameters']:,}")
+    print(f"  interface: {', '.join(inputs.cameras)} {args.image_size[0]}x{args.image_size[1]}, state {args.state_dim}, "
+          f"{args.obs_horizon} observation(s) -> chunk {args.horizon} x {args.action_dim}, {args.steps} DDIM steps")
+    for name, size in files.items():
+        print(f"  {name:<14} {size / 1e6:10.2f} MB")
+    return 0
+
+
 def describe_package(root: Path, check_graphs: bool = True) -> dict[str, Any]:
     """policy.json content plus each graph's inputs/outputs and file size."""
     from robostack.policies.package import POLICY_JSON, load_package, open_session
@@ -251,7 +337,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     prov = p.get("provenance") or {}
     if prov:
         print("  provenance:")
-        for key in ("dataset", "commit", "created", "metrics"):
+        for key in ("description", "dataset", "commit", "created", "metrics"):
             if key in prov:
                 value = prov[key]
                 if isinstance(value, dict):

@@ -102,6 +102,17 @@ TINY_DIFFUSION = DiffusionConfig(
     image_channels=(8, 16), keypoints=8, image_feature_dim=16, unet_channels=(16, 32, 32), kernel_size=3, time_embed_dim=16
 )
 
+DP_DIFFUSION = DiffusionConfig(
+    image_channels=(64, 128, 256, 512), keypoints=32, image_feature_dim=64, unet_channels=(512, 1024, 2048), kernel_size=5, time_embed_dim=128
+)
+"""The size of Diffusion Policy's image model (Chi et al. 2023, the ``unet_hybrid_image`` configs),
+for serving benchmarks: its temporal UNet (down dims 512/1024/2048, kernel 5, step embedding
+128; our UNet has DP's layout, so this is DP's ≈ 252M) and per camera an encoder of ResNet-18's
+stage widths with 32 spatial-softmax keypoints -> 64 features, as DP's. DP's low-dim configs'
+256/512/1024 UNet is a quarter of that (≈ 65M). Whole model: 267,334,600 parameters with two
+cameras, state 8, action 8, observation horizon 1 (the shipped ``pick_place_diffusion``
+interface); 259,355,170 with one 96×96 camera, state 2, action 2, observation horizon 2 (PushT)."""
+
 
 class Conv1dBlock(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
