@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the server runs its graphs through IOBinding (default: on a GPU provider only)")
     parser.add_argument("--cuda-graphs", action="store_true", help="the server replays CUDA graphs (CUDA provider)")
     parser.add_argument("--fused", action="store_true", help="the server samples with the package's fused sampler graph")
+    parser.add_argument("--fp16", action="store_true", help="the server lets TensorRT use half precision")
     parser.add_argument("--workers", type=int, default=2, help="compute threads on the server")
     parser.add_argument("--no-inline", action="store_true", help="the server hands a lone client's requests to its compute thread too")
     parser.add_argument("--batch-window-ms", type=float, default=2.0)
@@ -213,6 +214,8 @@ def _start_server(args: argparse.Namespace, bind: str) -> tuple[Any, dict[str, A
         cmd.append("--cuda-graphs")
     if args.fused:
         cmd.append("--fused")
+    if args.fp16:
+        cmd.append("--fp16")
     if args.no_inline:
         cmd.append("--no-inline")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
