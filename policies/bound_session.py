@@ -39,12 +39,16 @@ class BoundSession:
 
     ``device`` is where the buffers live: ``"cpu"`` or ``"cuda"`` (device ``device_id``);
     ``cuda_graphs``: the session was built with the CUDA provider's ``enable_cuda_graph`` and each
-    signature's run is captured and replayed. At most ``max_signatures`` signatures keep buffers
-    (batch sizes the server forms); a further one raises ``RuntimeError`` naming the limit, since
-    dropping a captured graph's buffers under it would corrupt the replay.
+    signature's run is captured and replayed. ``pad_rows``: every input's first axis is the batch;
+    a batch is padded (repeating its first row) up to the next power of two and the outputs cut
+    back, so batch sizes 1..32 need six buffer sets (and graphs), not 32. At most
+    ``max_signatures`` signatures keep buffers; a further one raises ``RuntimeError`` naming the
+    limit, since dropping a captured graph's buffers under it would corrupt the replay.
     """
 
-    def __init__(self, session: Any, device: str = "cpu", device_id: int = 0, cuda_graphs: bool = False, max_signatures: int = 64) -> None:
+    def __init__(
+        self, session: Any, device: str = "cpu", device_id: int = 0, cuda_graphs: bool = False, pad_rows: bool = False, max_signatures: int = 64
+    ) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if cuda_graphs and device != "cuda":
@@ -53,6 +57,7 @@ class BoundSession:
         self.device = device
         self.device_id = device_id
         self.cuda_graphs = cuda_graphs
+        self.pad_rows = pad_rows
         self.max_signatures = max_signatures
         self._output_names = [o.name for o in session.get_outputs()]
         self._bindings: dict[tuple[int, Signature], _Binding] = {}
@@ -66,6 +71,10 @@ class BoundSession:
     def run(self, output_names: list[str] | None, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The outputs named (all when None), as host arrays the caller owns."""
         arrays = {name: np.ascontiguousarray(value) for name, value in feed.items()}
+        rows = next(iter(arrays.values())).shape[0] if self.pad_rows else 0
+        padded = 1 << (rows - 1).bit_length() if rows > 1 else rows
+        if padded != rows:
+            arrays = {name: np.concatenate([a, np.repeat(a[:1], padded - rows, axis=0)]) for name, a in arrays.items()}
         signature: Signature = tuple(sorted((name, a.shape, a.dtype.str) for name, a in arrays.items()))
         # Workers may run the same graph at once: each thread gets its own buffers.
         key = (threading.get_ident(), signature)
@@ -84,7 +93,8 @@ class BoundSession:
                 bound.binding.bind_ortvalue_output(name, value)
         wanted = self._output_names if output_names is None else output_names
         # On the CPU, OrtValue.numpy() is a view of the buffer the next run overwrites: copy.
-        return [np.array(bound.outputs[self._output_names.index(name)].numpy()) for name in wanted]
+        out = [np.array(bound.outputs[self._output_names.index(name)].numpy()) for name in wanted]
+        return [o[:rows] for o in out] if padded != rows else out
 
     def _bind(self, key: tuple[int, Signature], arrays: Mapping[str, np.ndarray]) -> _Binding:
         with self._lock:  # rare (once per signature and thread), and graph ids must stay unique

@@ -162,13 +162,13 @@ class ServingEngine:
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise PolicyPackageError(f"{path.name}: onnxruntime cannot load this graph ({exc})") from None
         self.encoder, self.step = self.sessions["encoder"], self.sessions["step"]
-        self._runners = {name: self._runner(name, session) for name, session in self.sessions.items()}
         self._encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self._cond_names = [i.name for i in self.step.get_inputs() if i.name not in ("sample", "timestep")]
         first_input = spec.inputs[0].name
         self.fixed_batch = {"encoder": _fixed_batch(self.encoder, first_input), "step": _fixed_batch(self.step, "sample")}
         if "sampler" in self.sessions:
             self.fixed_batch["sampler"] = _fixed_batch(self.sessions["sampler"], "noise")
+        self._runners = {name: self._runner(name, session) for name, session in self.sessions.items()}
         self.dt_ns = int(round(1e9 / spec.fps))
 
     def _runner(self, graph: str, session: Any) -> Any:
@@ -179,7 +179,9 @@ class ServingEngine:
         use_binding = self.config.cuda_graphs or (on_gpu if self.config.io_binding is None else self.config.io_binding)
         if not use_binding:
             return session
-        return BoundSession(session, "cuda" if on_gpu else "cpu", self.config.device_id, cuda_graphs=self.config.cuda_graphs)
+        # Padded batches: a handful of buffer sets and captured graphs cover every batch size.
+        pad = self.fixed_batch[graph] is None  # a fixed batch axis is already one size
+        return BoundSession(session, "cuda" if on_gpu else "cpu", self.config.device_id, cuda_graphs=self.config.cuda_graphs, pad_rows=pad)
 
     # -- reports -------------------------------------------------------------------------------
     @property
@@ -243,7 +245,8 @@ class ServingEngine:
         """Sample for many requests at once: ``feeds[i]`` (batch-1 encoder inputs) with
         ``noises[i]`` ``(B_i, H, A)`` and optional frozen prefix ``prefixes[i]`` (raw ``(d_i, A)``,
         checked; each request keeps its own mask). One encoder call over all requests, then one
-        step call per denoising step over all ``sum(B_i)`` samples."""
+        step call per denoising step over all ``sum(B_i)`` samples; with ``fused`` and no prefix in
+        the batch, one call of the fused graph instead."""
         counts = np.array([n.shape[0] for n in noises])
         if "sampler" in self.sessions and (prefixes is None or all(p is None for p in prefixes)):
             return self._sample_fused(feeds, noises, counts)

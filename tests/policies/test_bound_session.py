@@ -70,6 +70,16 @@ def test_threads_running_one_shape_at_once_each_get_their_own_results(step_sessi
     assert wrong == [] and bound.signatures == 3
 
 
+def test_padded_rows_give_the_same_results_with_one_buffer_set_per_power_of_two(step_session):
+    bound = BoundSession(step_session, pad_rows=True)
+    for seed, batch in enumerate([1, 3, 4, 5, 7, 8, 2]):
+        feed = _step_feed(step_session, batch, seed)
+        out = bound.run(["epsilon"], feed)[0]
+        assert out.shape == (batch, 16, 8)
+        np.testing.assert_allclose(out, step_session.run(["epsilon"], feed)[0], rtol=1e-5, atol=1e-6)
+    assert bound.signatures == 4  # rows padded to 1, 2, 4, 8
+
+
 def test_more_signatures_than_the_limit_is_a_named_error_and_cuda_graphs_need_the_gpu(step_session):
     bound = BoundSession(step_session, max_signatures=2)
     bound.run(None, _step_feed(step_session, 1, 0))
