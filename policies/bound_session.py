@@ -25,6 +25,12 @@ import numpy as np
 Signature = tuple[tuple[str, tuple[int, ...], str], ...]
 
 
+def pad_batch(arrays: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """``arrays`` (batch along the first axis) grown to ``rows`` rows by repeating their first
+    row; callers drop the extra rows of the outputs."""
+    return {name: np.concatenate([a, np.repeat(a[:1], rows - a.shape[0], axis=0)]) for name, a in arrays.items()}
+
+
 @dataclass
 class _Binding:
     binding: Any
@@ -74,7 +80,7 @@ class BoundSession:
         rows = next(iter(arrays.values())).shape[0] if self.pad_rows else 0
         padded = 1 << (rows - 1).bit_length() if rows > 1 else rows
         if padded != rows:
-            arrays = {name: np.concatenate([a, np.repeat(a[:1], padded - rows, axis=0)]) for name, a in arrays.items()}
+            arrays = pad_batch(arrays, padded)
         signature: Signature = tuple(sorted((name, a.shape, a.dtype.str) for name, a in arrays.items()))
         # Workers may run the same graph at once: each thread gets its own buffers.
         key = (threading.get_ident(), signature)

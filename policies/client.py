@@ -73,7 +73,9 @@ class ServedPolicy:
         # Kept observations stay; only the grid they are picked on follows the served package.
         self._history.horizon, self._history.dt_ns = self.observation_horizon, self.dt_ns
         # The same input specs the server validates against, parsed by the package loader.
-        self._spec = parse_policy_json(_spec_json(self.info))
+        self.spec = parse_policy_json(_spec_json(self.info))
+        """The served inputs, action shape and horizons as a ``PolicySpec`` (graphs and sampler are
+        placeholders: the server holds the real ones)."""
         self.streaming = self.info.get("sampler", {}).get("type") == "streaming_ddim"
         return self.info
 
@@ -126,7 +128,7 @@ class ServedPolicy:
         """Observe ``obs`` and send the request without waiting; returns the request id.
         ``prefix``: raw ``(d, A)`` actions for ``stamp_ns + i/fps`` the chunk must start with."""
         self.observe(obs, stamp_ns)
-        arrays, instruction = proto.act_arrays(self._spec, self.history())
+        arrays, instruction = proto.act_arrays(self.spec, self.history())
         if prefix is not None:
             arrays[proto.PREFIX_ARRAY] = np.ascontiguousarray(prefix, dtype=np.float32)
         meta: dict[str, Any] = {"num_samples": int(num_samples)}

@@ -92,10 +92,8 @@ def _message_sizes(policy: Any, obs: dict[str, Any]) -> list[list[int]]:
     from robostack import messages
     from robostack.policies import serving_protocol as proto
 
-    T = policy.observation_horizon
-    arrays = {name: np.stack([value] * T) for name, value in obs.items() if value.dtype.kind != "U"}
-    meta: dict[str, Any] = {"num_samples": 1}
-    meta.update({"instruction": str(value) for value in obs.values() if value.dtype.kind == "U"})
+    arrays, instruction = proto.act_arrays(policy.spec, [obs] * policy.observation_horizon)
+    meta: dict[str, Any] = {"num_samples": 1, **({"instruction": instruction} if instruction is not None else {})}
     request = messages.encode(messages.make(proto.ACT, arrays, stamp_ns=time.monotonic_ns(), meta=meta))
     info = policy.info
     reply_arrays = {"actions": np.zeros((info["action_horizon"], info["action_dim"]), np.float32)}

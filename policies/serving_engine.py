@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from robostack.policies import sampling
-from robostack.policies.bound_session import BoundSession
+from robostack.policies.bound_session import BoundSession, pad_batch
 from robostack.policies.package import PolicyPackage, PolicyPackageError, load_package
 from robostack.policies.preprocessing import encoder_feed
 from robostack.policies.streaming import StreamingSampler, StreamState
@@ -229,8 +229,8 @@ class ServingEngine:
         for lo in range(0, rows, fixed):
             part = {k: v[lo : lo + fixed] for k, v in feed.items()}
             short = fixed - next(iter(part.values())).shape[0]
-            if short:  # pad the last piece by repeating its first row; the extra rows are dropped
-                part = {k: np.concatenate([v, np.repeat(v[:1], short, axis=0)]) for k, v in part.items()}
+            if short:  # the last piece, padded; its extra rows are dropped
+                part = pad_batch(part, fixed)
             out = session.run(outputs, part)
             pieces.append([o[: fixed - short] for o in out])
             timing.calls[graph] = timing.calls.get(graph, 0) + 1
@@ -269,12 +269,7 @@ class ServingEngine:
             actions = guide.pin(actions)
         t2 = time.perf_counter()
         timing.encode_ms, timing.sample_ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
-        results = []
-        start = 0
-        for i, n in enumerate(counts):
-            results.append(Sampled(np.asarray(actions[start : start + n], dtype=np.float32), self._embedding(encoded, i)))
-            start += n
-        return results, timing
+        return self._split(actions, counts, encoded), timing
 
     def _sample_fused(self, feeds: Sequence[Mapping[str, np.ndarray]], noises: Sequence[np.ndarray], counts: np.ndarray) -> tuple[list[Sampled], BatchTiming]:
         """:meth:`sample` through the fused graph: one call over all samples (each request's
@@ -290,9 +285,12 @@ class ServingEngine:
         normalized = self._run("sampler", ["actions"], {**tiled, "noise": np.concatenate(noises).astype(np.float32, copy=False)}, timing)[0]
         actions = self.spec.action_normalization.invert(normalized)
         timing.encode_ms, timing.sample_ms = 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1)
+        return self._split(actions, counts, encoded), timing
+
+    def _split(self, actions: np.ndarray, counts: np.ndarray, encoded: Mapping[str, np.ndarray]) -> list[Sampled]:
+        """Each request's ``counts[i]`` rows of the batch's actions, with its embedding."""
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        results = [Sampled(np.asarray(actions[bounds[i] : bounds[i + 1]], dtype=np.float32), self._embedding(encoded, i)) for i in range(len(counts))]
-        return results, timing
+        return [Sampled(np.asarray(actions[bounds[i] : bounds[i + 1]], dtype=np.float32), self._embedding(encoded, i)) for i in range(len(counts))]
 
     def sample_stream(
         self,
